@@ -1,0 +1,32 @@
+// smoe: the command-line program. It only parses arguments and dispatches to a subcommand; every
+// error reaches the user as one line on stderr and a non-zero exit code.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"smoe: fast inference for Mixtral / Mistral mixture-of-experts models"};
+  app.require_subcommand(0, 1);
+  smoe::app::Runner run;
+  smoe::app::add_info_command(app, run);
+  smoe::app::add_logits_command(app, run);
+  smoe::app::add_run_command(app, run);
+  smoe::app::add_convert_command(app, run);
+  smoe::app::add_tokenize_commands(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!run) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "smoe: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,38 @@
+// A read-only file's bytes: mmap'd (no copy; pages come in as they are touched) or read into
+// ordinary memory (--no-mmap), optionally locked in RAM (--mlock). RAII, move-only.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace smoe {
+
+struct LoadOptions {
+  bool use_mmap = true;  // false: read the whole file into an allocated buffer
+  bool mlock = false;    // lock the pages in RAM (mmap or buffer); failure is a warning, not an error
+};
+
+class MappedFile {
+ public:
+  // Throws smoe::Error naming the path on any failure (missing, a directory, unreadable).
+  static std::shared_ptr<MappedFile> open(const std::string& path, const LoadOptions& opts = {});
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  bool is_mmapped() const { return mmapped_; }
+
+ private:
+  MappedFile() = default;
+  std::string path_;
+  const std::byte* data_ = nullptr;
+  size_t size_ = 0;
+  bool mmapped_ = false;
+  bool locked_ = false;
+};
+
+}  // namespace smoe

@@ -1,0 +1,18 @@
+#include "io/weight_source.h"
+
+#include "core/error.h"
+
+namespace smoe {
+
+const TensorView* WeightSource::find(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+void WeightSource::add_tensor(TensorView t) {
+  if (index_.count(t.name)) fail("{}: tensor '{}' appears twice", t.file, t.name);
+  index_.emplace(t.name, tensors_.size());
+  tensors_.push_back(std::move(t));
+}
+
+}  // namespace smoe

@@ -1,0 +1,31 @@
+// What every model-file reader yields: named tensor views over file bytes. The readers (GGUF,
+// safetensors, llama2.c) know formats; model/ knows names and shapes. A source keeps its files
+// alive as long as it lives.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace smoe {
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  // "GGUF v3 file model.gguf", "safetensors folder /x (3 shards)", ...
+  virtual std::string description() const = 0;
+  const std::vector<TensorView>& tensors() const { return tensors_; }
+  // nullptr when absent.
+  const TensorView* find(std::string_view name) const;
+
+ protected:
+  void add_tensor(TensorView t);  // rejects a duplicate name with smoe::Error
+  std::vector<TensorView> tensors_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+}  // namespace smoe
