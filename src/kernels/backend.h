@@ -38,10 +38,15 @@ class Backend {
   virtual void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) = 0;
 };
 
+// Instruction sets a backend can be built for (same order as cpu::Isa). Auto: the best this CPU
+// runs. Tests force each one the machine supports.
+enum class BackendIsa { Scalar, Avx2, Avx512, Auto };
+
 struct BackendOptions {
   int64_t max_cols = 0;  // longest row any matmul will see (sizes per-thread scratch)
   int n_threads = 1;
   bool reference = false;  // force the scalar reference kernels
+  BackendIsa isa = BackendIsa::Auto;
 };
 
 // The best backend this CPU supports (or the reference when asked).
