@@ -44,6 +44,9 @@ struct ModelInfo {
   int64_t total_params = 0;   // computed from the configuration's shapes
   int64_t active_params = 0;  // used per token (top-k experts)
   uint64_t weight_bytes = 0;  // sum of tensor sizes (0 for a configuration alone)
+  // Weight bytes one decoded token reads: attention, router, k of the n experts of every layer
+  // (on average), one embedding row, the LM head. Set once the weights are bound.
+  uint64_t decode_bytes_per_token = 0;
   std::vector<TensorInfo> tensors;
 };
 

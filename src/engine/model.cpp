@@ -1,3 +1,6 @@
+#include <fstream>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "core/error.h"
@@ -13,6 +16,21 @@ std::shared_ptr<const Tokenizer> find_tokenizer(const OpenedModel& m, const std:
   if (m.gguf && m.gguf->find_kv("tokenizer.ggml.tokens")) return tokenizer_from_gguf(*m.gguf);
   if (!m.tokenizer_hint.empty()) return Tokenizer::load(m.tokenizer_hint);
   return nullptr;
+}
+
+uint64_t bytes(const Matrix& m) {
+  return static_cast<uint64_t>(m.row_bytes) * m.rows;
+}
+
+uint64_t decode_bytes(const ModelConfig& c, const ModelWeights& w) {
+  uint64_t b = w.tok_embeddings.row_bytes + bytes(w.output) + 4 * c.dim;
+  for (const LayerWeights& l : w.layers) {
+    b += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.router) + 8 * c.dim;
+    uint64_t experts = 0;
+    for (const ExpertWeights& e : l.experts) experts += bytes(e.gate) + bytes(e.up) + bytes(e.down);
+    b += c.is_moe() ? experts * c.n_experts_used / c.n_experts : experts;
+  }
+  return b;
 }
 
 }  // namespace
@@ -67,6 +85,7 @@ std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
          opts.path);
   impl->weights = bind_weights(impl->opened.source, impl->opened.config, impl->opened.scheme);
   impl->info = describe(impl->opened);
+  impl->info.decode_bytes_per_token = decode_bytes(impl->opened.config, impl->weights);
   impl->tokenizer = find_tokenizer(impl->opened, opts.tokenizer_path);
   if (impl->tokenizer && impl->tokenizer->n_vocab() > impl->opened.config.vocab_size)
     fail("tokenizer has {} pieces but the model's vocabulary has {}", impl->tokenizer->n_vocab(),
@@ -82,8 +101,17 @@ std::shared_ptr<const Tokenizer> Model::tokenizer() const {
 }
 
 int default_thread_count() {
+  // Distinct (package, core) pairs among the online CPUs; hyper-threads share a core.
+  std::set<std::pair<int, int>> cores;
   const unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
+  for (unsigned cpu = 0; cpu < n; ++cpu) {
+    const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::ifstream core(base + "core_id"), pkg(base + "physical_package_id");
+    int c = -1, p = -1;
+    if (!(core >> c) || !(pkg >> p)) return n == 0 ? 1 : static_cast<int>(n);
+    cores.insert({p, c});
+  }
+  return cores.empty() ? 1 : static_cast<int>(cores.size());
 }
 
 }  // namespace smoe
