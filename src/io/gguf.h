@@ -55,6 +55,8 @@ struct GgufKV {
   GgufValue value;
 };
 
+class ByteReader;
+
 class GgufFile : public WeightSource {
  public:
   // Throws smoe::Error naming the file and what is wrong: bad magic, unknown version, truncated,
@@ -82,6 +84,7 @@ class GgufFile : public WeightSource {
 
  private:
   GgufFile() = default;
+  void read_tensor_infos(ByteReader& r, uint64_t n_tensors);
   std::shared_ptr<MappedFile> file_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

@@ -10,3 +10,10 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::string&) {
   fail("tokenizer not built");
 }
 }  // namespace smoe
+namespace smoe {
+void write_tokenizer_gguf(const Tokenizer&, GgufWriter&) { fail("tokenizer not built"); }
+StreamDecoder::StreamDecoder(std::shared_ptr<const Tokenizer> tok, DecodeOptions opts)
+    : tok_(std::move(tok)), opts_(opts) {}
+std::string StreamDecoder::push(int32_t) { return ""; }
+std::string StreamDecoder::flush() { return ""; }
+}  // namespace smoe
