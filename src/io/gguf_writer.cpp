@@ -105,10 +105,7 @@ void put_value(Out& o, const GgufValue& v) {
   }
   for (uint8_t b : v.bools) o.put<uint8_t>(b ? 1 : 0);
   for (const std::string& s : v.strings) o.put_string(s);
-  for (const GgufValue& a : v.arrays) {
-    o.put<uint32_t>(static_cast<uint32_t>(GgufType::ARRAY));
-    put_value(o, a);
-  }
+  for (const GgufValue& a : v.arrays) put_value(o, a);  // nested: elem type, count, elements
 }
 
 GgufValue scalar(GgufType t, std::variant<uint64_t, int64_t, double, bool, std::string> s) {

@@ -134,6 +134,8 @@ std::unique_ptr<SafetensorsSource> SafetensorsSource::open_files(
 std::unique_ptr<SafetensorsSource> SafetensorsSource::open_dir(const std::string& dir,
                                                                const LoadOptions& opts) {
   const fs::path d(dir);
+  std::error_code ec;
+  if (!fs::is_directory(d, ec)) fail("'{}' is not a folder", dir);
   const fs::path index = d / "model.safetensors.index.json";
   if (fs::exists(index)) {
     std::ifstream in(index);
@@ -168,8 +170,9 @@ std::unique_ptr<SafetensorsSource> SafetensorsSource::open_dir(const std::string
   for (const char* name : {"model.safetensors", "consolidated.safetensors"})
     if (fs::exists(d / name)) return open_file((d / name).string(), opts);
   std::vector<std::string> all;
-  for (const auto& e : fs::directory_iterator(d))
+  for (const auto& e : fs::directory_iterator(d, ec))
     if (e.path().extension() == ".safetensors") all.push_back(e.path().string());
+  if (ec) fail("cannot list '{}': {}", dir, ec.message());
   if (all.empty()) fail("'{}' holds no .safetensors files", dir);
   std::sort(all.begin(), all.end());
   return open_files(all, opts);
