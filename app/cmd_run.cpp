@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "smoe/chat.h"
 
 namespace smoe::app {
 namespace {
@@ -14,6 +15,8 @@ struct RunFlags {
   std::string prompt;
   std::string prompt_file;
   bool no_bos = false;
+  bool chat = false;
+  std::string system;
   bool quiet = false;
 };
 
@@ -26,9 +29,12 @@ int run_run(RunFlags& f) {
                              "' carries no tokenizer: give one with --tokenizer FILE");
   EncodeOptions eo;
   eo.add_bos = !f.no_bos;
-  const std::vector<int32_t> prompt = tok->encode(f.prompt, eo);
+  std::vector<ChatMessage> msgs;
+  if (!f.system.empty()) msgs.push_back({"system", f.system});
+  msgs.push_back({"user", f.prompt});
+  const std::vector<int32_t> prompt = f.chat ? encode_chat(*tok, msgs) : tok->encode(f.prompt, eo);
   Session session(model, f.ctx.options);
-  f.sampling.params.echo_prompt = true;
+  f.sampling.params.echo_prompt = !f.chat;
   const GenerateStats st = session.generate(prompt, f.sampling.params, [&](const TokenEvent& e) {
     std::fwrite(e.text.data(), 1, e.text.size(), stdout);
     if (e.top) {
@@ -56,6 +62,8 @@ void add_run_command(CLI::App& app, Runner& run) {
   cmd->add_option("-p,--prompt", f->prompt, "the prompt");
   cmd->add_option("-f,--file", f->prompt_file, "read the prompt from a file")->excludes("-p");
   cmd->add_flag("--no-bos", f->no_bos, "do not start the prompt with BOS");
+  cmd->add_flag("--chat", f->chat, "wrap the prompt in the model's Instruct chat template");
+  cmd->add_option("--system", f->system, "system message (with --chat)");
   cmd->add_flag("-q,--quiet", f->quiet, "no statistics on stderr");
   cmd->callback([&run, f] { run = [f] { return run_run(*f); }; });
 }
