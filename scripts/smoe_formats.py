@@ -93,11 +93,11 @@ class GGUFWriter:
 
 
 def write_safetensors(path, tensors, dtype="f32"):
-    """tensors: dict name → float array, stored as F32, F16 or BF16."""
+    """tensors: dict name → float array, stored as F32, F16 or BF16 (vectors stay F32)."""
     header, blobs, off = {}, [], 0
     for name, a in tensors.items():
         a = np.ascontiguousarray(a, dtype=np.float32)
-        if dtype == "f32":
+        if dtype == "f32" or a.ndim == 1:
             b, st = a.tobytes(), "F32"
         elif dtype == "f16":
             b, st = a.astype(np.float16).tobytes(), "F16"
