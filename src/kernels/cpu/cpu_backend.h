@@ -1,12 +1,12 @@
-// The SIMD CPU backend: float-weight matmuls through the chosen ISA's kernels; anything it does
-// not handle goes to the reference.
+// The SIMD CPU backend: float-weight matmuls through the chosen ISA's kernels; quantized rows are
+// expanded to f32 once per row and then take the same kernel.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
-#include "kernels/ref/ref_backend.h"
 
 namespace smoe {
 
@@ -17,9 +17,10 @@ class CpuBackend : public Backend {
   void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) override;
 
  private:
+  void matmul_dequantized(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool);
   const cpu::FloatKernels& k_;
   std::string name_;
-  RefBackend ref_;
+  std::vector<std::vector<float>> scratch_;  // one row per thread
 };
 
 }  // namespace smoe
