@@ -7,7 +7,7 @@
 
 namespace smoe::quant {
 
-inline constexpr int kQK = 32;   // legacy block
+inline constexpr int kQK = 32;    // legacy block
 inline constexpr int kQKK = 256;  // k-quant super-block
 
 struct BlockQ4_0 {  // x = d·(q − 8), q ∈ [0, 15]; weight j in qs[j] low nibble, j+16 high nibble

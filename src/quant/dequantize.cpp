@@ -9,7 +9,9 @@
 namespace smoe::quant {
 namespace {
 
-float h(uint16_t v) { return f16_to_f32(v); }
+float h(uint16_t v) {
+  return f16_to_f32(v);
+}
 
 void q4_0(const BlockQ4_0* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, y += kQK) {
@@ -159,7 +161,9 @@ void dequantize_row(DType t, const void* src, float* y, int64_t n) {
   if (n % bs != 0) fail("{} rows must be whole blocks of {} values; got {}", dtype_name(t), bs, n);
   const int64_t nb = n / bs;
   switch (t) {
-    case DType::F32: std::memcpy(y, src, static_cast<size_t>(n) * 4); return;
+    case DType::F32:
+      std::memcpy(y, src, static_cast<size_t>(n) * 4);
+      return;
     case DType::F16:
     case DType::BF16: {
       const auto* p = static_cast<const uint8_t*>(src);
@@ -170,17 +174,28 @@ void dequantize_row(DType t, const void* src, float* y, int64_t n) {
       }
       return;
     }
-    case DType::Q4_0: return q4_0(static_cast<const BlockQ4_0*>(src), y, nb);
-    case DType::Q4_1: return q4_1(static_cast<const BlockQ4_1*>(src), y, nb);
-    case DType::Q5_0: return q5(static_cast<const BlockQ5_0*>(src), y, nb, false);
-    case DType::Q5_1: return q5(static_cast<const BlockQ5_1*>(src), y, nb, true);
-    case DType::Q8_0: return q8_0(static_cast<const BlockQ8_0*>(src), y, nb);
-    case DType::Q2_K: return q2_k(static_cast<const BlockQ2_K*>(src), y, nb);
-    case DType::Q3_K: return q3_k(static_cast<const BlockQ3_K*>(src), y, nb);
-    case DType::Q4_K: return q4_k(static_cast<const BlockQ4_K*>(src), y, nb);
-    case DType::Q5_K: return q5_k(static_cast<const BlockQ5_K*>(src), y, nb);
-    case DType::Q6_K: return q6_k(static_cast<const BlockQ6_K*>(src), y, nb);
-    default: fail("no dequantizer for {} weights", dtype_name(t));
+    case DType::Q4_0:
+      return q4_0(static_cast<const BlockQ4_0*>(src), y, nb);
+    case DType::Q4_1:
+      return q4_1(static_cast<const BlockQ4_1*>(src), y, nb);
+    case DType::Q5_0:
+      return q5(static_cast<const BlockQ5_0*>(src), y, nb, false);
+    case DType::Q5_1:
+      return q5(static_cast<const BlockQ5_1*>(src), y, nb, true);
+    case DType::Q8_0:
+      return q8_0(static_cast<const BlockQ8_0*>(src), y, nb);
+    case DType::Q2_K:
+      return q2_k(static_cast<const BlockQ2_K*>(src), y, nb);
+    case DType::Q3_K:
+      return q3_k(static_cast<const BlockQ3_K*>(src), y, nb);
+    case DType::Q4_K:
+      return q4_k(static_cast<const BlockQ4_K*>(src), y, nb);
+    case DType::Q5_K:
+      return q5_k(static_cast<const BlockQ5_K*>(src), y, nb);
+    case DType::Q6_K:
+      return q6_k(static_cast<const BlockQ6_K*>(src), y, nb);
+    default:
+      fail("no dequantizer for {} weights", dtype_name(t));
   }
 }
 

@@ -11,7 +11,9 @@
 namespace smoe::quant {
 namespace {
 
-int nearest(float x) { return static_cast<int>(std::lround(x)); }
+int nearest(float x) {
+  return static_cast<int>(std::lround(x));
+}
 
 void q8_0(const float* x, BlockQ8_0* b, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
@@ -219,7 +221,8 @@ void q6_k(const float* x, BlockQ6_K* b, int64_t nb) {
     const float iscale = mx ? -128.0f / mx : 0;
     b[i].d = f32_to_f16(iscale ? 1.0f / iscale : 0);
     const float d = f16_to_f32(b[i].d);
-    for (int j = 0; j < 16; ++j) b[i].scales[j] = static_cast<int8_t>(std::min(127, nearest(iscale * scales[j])));
+    for (int j = 0; j < 16; ++j)
+      b[i].scales[j] = static_cast<int8_t>(std::min(127, nearest(iscale * scales[j])));
     for (int r = 0; r < 256; ++r) {
       const float dl = d * b[i].scales[r / 16];
       const int q = dl ? std::clamp(nearest(x[r] / dl), -32, 31) + 32 : 32;
@@ -234,8 +237,16 @@ void q6_k(const float* x, BlockQ6_K* b, int64_t nb) {
 
 bool can_quantize(DType t) {
   switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16: case DType::Q8_0: case DType::Q4_0:
-    case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K:
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q4_K:
+    case DType::Q5_K:
     case DType::Q6_K:
       return true;
     default:
@@ -248,7 +259,9 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
   if (n % bs != 0) fail("{} rows must be whole blocks of {} values; got {}", dtype_name(t), bs, n);
   const int64_t nb = n / bs;
   switch (t) {
-    case DType::F32: std::memcpy(dst, x, static_cast<size_t>(n) * 4); return;
+    case DType::F32:
+      std::memcpy(dst, x, static_cast<size_t>(n) * 4);
+      return;
     case DType::F16:
     case DType::BF16: {
       auto* p = static_cast<uint8_t*>(dst);
@@ -258,15 +271,24 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
       }
       return;
     }
-    case DType::Q8_0: return q8_0(x, static_cast<BlockQ8_0*>(dst), nb);
-    case DType::Q4_0: return q_sym(x, static_cast<BlockQ4_0*>(dst), nb, 16);
-    case DType::Q5_0: return q_sym(x, static_cast<BlockQ5_0*>(dst), nb, 32);
-    case DType::Q4_1: return q_minmax(x, static_cast<BlockQ4_1*>(dst), nb, 16);
-    case DType::Q5_1: return q_minmax(x, static_cast<BlockQ5_1*>(dst), nb, 32);
-    case DType::Q4_K: return q_k4(x, static_cast<BlockQ4_K*>(dst), nb, 15);
-    case DType::Q5_K: return q_k4(x, static_cast<BlockQ5_K*>(dst), nb, 31);
-    case DType::Q6_K: return q6_k(x, static_cast<BlockQ6_K*>(dst), nb);
-    default: fail("smoe cannot write {} weights yet", dtype_name(t));
+    case DType::Q8_0:
+      return q8_0(x, static_cast<BlockQ8_0*>(dst), nb);
+    case DType::Q4_0:
+      return q_sym(x, static_cast<BlockQ4_0*>(dst), nb, 16);
+    case DType::Q5_0:
+      return q_sym(x, static_cast<BlockQ5_0*>(dst), nb, 32);
+    case DType::Q4_1:
+      return q_minmax(x, static_cast<BlockQ4_1*>(dst), nb, 16);
+    case DType::Q5_1:
+      return q_minmax(x, static_cast<BlockQ5_1*>(dst), nb, 32);
+    case DType::Q4_K:
+      return q_k4(x, static_cast<BlockQ4_K*>(dst), nb, 15);
+    case DType::Q5_K:
+      return q_k4(x, static_cast<BlockQ5_K*>(dst), nb, 31);
+    case DType::Q6_K:
+      return q6_k(x, static_cast<BlockQ6_K*>(dst), nb);
+    default:
+      fail("smoe cannot write {} weights yet", dtype_name(t));
   }
 }
 

@@ -83,6 +83,25 @@ with tempfile.TemporaryDirectory() as tmp:
     c.check(float(np.abs(rf.forward(full, w, ids) - ref).max()) > 1e-3,
             "the window must matter on 70 tokens (else this test proves nothing)")
 
+    # Quantized copies: the SIMD path equals the scalar reference on the same quantized weights,
+    # and the logits stay near the f32 model's. dim 256 so k-quant blocks fit the rows.
+    q = os.path.join(tmp, "wide")
+    hq, wq = make(q, "--kind", "mixtral", "--seed", "3", "--dim", "256", "--hidden", "512", "--layers", "2")
+    qids = ids_for(24, hq["vocab"], 3)
+    qref = rf.forward(hq, wq, qids)
+    def rel(a, b):
+        return float(np.sqrt(((a - b) ** 2).mean() / (b ** 2).mean()))
+
+    # Bounds: measured on this random model (whose large router weights make it sensitive) with room.
+    for qt, tol in (("Q8_0", 0.02), ("Q6_K", 0.06), ("Q5_K_M", 0.25), ("Q4_K_M", 0.35), ("Q4_0", 0.35)):
+        out = os.path.join(tmp, f"wide-{qt}.gguf")
+        smoe("quantize", os.path.join(q, "model.gguf"), out, "--type", qt, "-q")
+        fast = logits(out, qids)
+        compare(f"{qt}: SIMD kernels vs scalar reference", fast, logits(out, qids, "--reference"), 1e-4)
+        e = rel(fast, qref)
+        print(f"     {qt}: relative RMS difference from the f32 model's logits {e:.4f}")
+        c.check(e <= tol, f"{qt}: logits differ from the f32 model's by {e:.4f} (relative RMS) > {tol}")
+
     # smoe info: architecture and parameter counts; a bare config.json of the real Mixtral.
     out = smoe("info", os.path.join(mx, "hf")).stdout
     c.check("mixtral" in out and "8 experts, 2 per token" in out, f"info on the HF folder:\n{out}")

@@ -25,8 +25,8 @@ TEST(Dequantize, Q4_0NibblesCenteredOn8) {
   for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
   const auto y = deq(DType::Q4_0, b, 32);
   for (int j = 0; j < 16; ++j) {
-    EXPECT_EQ(y[j], 0.5f * (j - 8)) << j;              // low nibble: weight j
-    EXPECT_EQ(y[j + 16], 0.5f * (15 - j - 8)) << j;    // high nibble: weight j + 16
+    EXPECT_EQ(y[j], 0.5f * (j - 8)) << j;            // low nibble: weight j
+    EXPECT_EQ(y[j + 16], 0.5f * (15 - j - 8)) << j;  // high nibble: weight j + 16
   }
 }
 

@@ -29,10 +29,12 @@ TEST(Quantize, ErrorPerTypeOnGaussianWeights) {
   std::vector<float> x(256 * 64);
   for (float& v : x) v = nd(rng);
   // Bounds: measured values (printed) with a little room; more bits must mean less error.
-  const struct { DType t; double bound; } cases[] = {
-      {DType::F16, 0.001}, {DType::Q8_0, 0.006}, {DType::Q6_K, 0.025}, {DType::Q5_K, 0.045},
-      {DType::Q5_1, 0.055}, {DType::Q5_0, 0.055}, {DType::Q4_K, 0.09}, {DType::Q4_1, 0.11},
-      {DType::Q4_0, 0.12}};
+  const struct {
+    DType t;
+    double bound;
+  } cases[] = {{DType::F16, 0.001},  {DType::Q8_0, 0.006}, {DType::Q6_K, 0.025},
+               {DType::Q5_K, 0.045}, {DType::Q5_1, 0.055}, {DType::Q5_0, 0.055},
+               {DType::Q4_K, 0.09},  {DType::Q4_1, 0.11},  {DType::Q4_0, 0.12}};
   for (const auto& c : cases) {
     const double e = relative_rmse(c.t, x);
     std::printf("%-5s relative RMSE %.4f\n", std::string(dtype_name(c.t)).c_str(), e);
