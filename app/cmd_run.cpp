@@ -1,5 +1,7 @@
 // smoe run: generate a continuation of a prompt and stream it to stdout.
 #include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "common.h"
@@ -14,19 +16,65 @@ struct RunFlags {
   SamplingFlags sampling;
   std::string prompt;
   std::string prompt_file;
+  std::string prompts_file;
   bool no_bos = false;
   bool chat = false;
   std::string system;
   bool quiet = false;
 };
 
+// Where the built-in demo model lives: beside the sources, or beside an installed binary.
+std::string default_model() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& p : {fs::path(SMOE_DEMO_MODEL), exe.parent_path() / "../models/demo.gguf",
+                            exe.parent_path() / "../share/smoe/demo.gguf"})
+    if (fs::exists(p, ec)) return p.lexically_normal().string();
+  throw std::runtime_error("no model given (-m MODEL) and the built-in demo model " +
+                           std::string(SMOE_DEMO_MODEL) + " is missing");
+}
+
+// One process, many prompts: one JSON object per prompt on stdout.
+int run_prompts_file(RunFlags& f, std::shared_ptr<Model> model, const Tokenizer& tok) {
+  Session session(model, f.ctx.options);
+  const std::string all = read_text_file(f.prompts_file);
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find('\n', start);
+    if (end == std::string::npos) end = all.size();
+    const std::string prompt = all.substr(start, end - start);
+    start = end + 1;
+    if (prompt.empty()) continue;
+    std::string text;
+    session.generate(tok.encode(prompt, {.add_bos = !f.no_bos}), f.sampling.params,
+                     [&](const TokenEvent& e) {
+                       text += e.text;
+                       return true;
+                     });
+    std::printf("%s\n", nlohmann::json{{"prompt", prompt}, {"text", text}}.dump().c_str());
+  }
+  return 0;
+}
+
 int run_run(RunFlags& f) {
   if (!f.prompt_file.empty()) f.prompt = read_text_file(f.prompt_file);
+  if (f.model.model.empty()) {
+    f.model.model = default_model();
+    if (f.prompt.empty() && f.prompts_file.empty()) f.prompt = "417+86=";
+    if (!f.quiet)
+      std::fprintf(
+          stderr,
+          "smoe: no model given: using the built-in demo model %s (a tiny "
+          "Mixtral-style MoE that adds numbers and sorts digits; try -p \"sort 3 1 2=\")\n",
+          f.model.model.c_str());
+  }
   auto model = Model::load(f.model.options());
   auto tok = model->tokenizer();
   if (!tok)
     throw std::runtime_error("the model '" + f.model.model +
                              "' carries no tokenizer: give one with --tokenizer FILE");
+  if (!f.prompts_file.empty()) return run_prompts_file(f, model, *tok);
   EncodeOptions eo;
   eo.add_bos = !f.no_bos;
   std::vector<ChatMessage> msgs;
@@ -56,11 +104,13 @@ int run_run(RunFlags& f) {
 void add_run_command(CLI::App& app, Runner& run) {
   auto f = std::make_shared<RunFlags>();
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt, streamed as it comes");
-  f->model.add(cmd);
+  f->model.add(cmd, /*model_required=*/false);
   f->ctx.add(cmd);
   f->sampling.add(cmd, 0.0f);
   cmd->add_option("-p,--prompt", f->prompt, "the prompt");
   cmd->add_option("-f,--file", f->prompt_file, "read the prompt from a file")->excludes("-p");
+  cmd->add_option("--prompts-file", f->prompts_file,
+                  "one prompt per line; prints one JSON object {\"prompt\", \"text\"} per prompt");
   cmd->add_flag("--no-bos", f->no_bos, "do not start the prompt with BOS");
   cmd->add_flag("--chat", f->chat, "wrap the prompt in the model's Instruct chat template");
   cmd->add_option("--system", f->system, "system message (with --chat)");
