@@ -26,6 +26,7 @@ struct ChatFlags {
   ContextFlags ctx;
   SamplingFlags sampling;
   std::string system;
+  bool raw = false;
   bool quiet = false;
 };
 
@@ -85,7 +86,10 @@ int run_chat(ChatFlags& f) {
     }
     if (line.empty()) continue;
     msgs.push_back({"user", line});
-    const std::vector<int32_t> ids = fit_history(*tok, msgs, budget);
+    // --raw: a base model has no template; each line is a prompt to complete, no history.
+    const std::vector<int32_t> ids =
+        f.raw ? tok->encode(line, {}) : fit_history(*tok, msgs, budget);
+    if (f.raw) msgs.clear();
     std::string answer;
     g_interrupted = false;
     const GenerateStats st = session.generate(ids, f.sampling.params, [&](const TokenEvent& e) {
@@ -97,7 +101,7 @@ int run_chat(ChatFlags& f) {
     std::fputc('\n', stdout);
     if (st.stop_reason == "cancelled") std::fprintf(stderr, "[answer stopped]\n");
     if (!f.quiet) print_stats(st);
-    msgs.push_back({"assistant", answer});
+    if (!f.raw) msgs.push_back({"assistant", answer});
   }
   return 0;
 }
@@ -112,6 +116,9 @@ void add_chat_command(CLI::App& app, Runner& run) {
   f->sampling.add(cmd, 0.7f);
   f->sampling.params.n_predict = 512;
   cmd->add_option("--system", f->system, "system message, put before the first user turn");
+  cmd->add_flag("--raw", f->raw,
+                "no chat template and no history: each line is a prompt for a base model to "
+                "complete (e.g. the built-in demo model)");
   cmd->add_flag("-q,--quiet", f->quiet, "no banner and statistics on stderr");
   cmd->callback([&run, f] { run = [f] { return run_chat(*f); }; });
 }
