@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 
 namespace smoe::app {
@@ -17,5 +16,9 @@ void add_logits_command(CLI::App& app, Runner& run);
 void add_run_command(CLI::App& app, Runner& run);
 void add_convert_command(CLI::App& app, Runner& run);
 void add_tokenize_commands(CLI::App& app, Runner& run);  // tokenize + detokenize
+void add_bench_command(CLI::App& app, Runner& run);
+void add_chat_command(CLI::App& app, Runner& run);
+void add_quantize_command(CLI::App& app, Runner& run);
+void add_analysis_commands(CLI::App& app, Runner& run);  // perplexity, routing, passkey
 
 }  // namespace smoe::app

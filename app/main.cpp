@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
   smoe::app::add_run_command(app, run);
   smoe::app::add_convert_command(app, run);
   smoe::app::add_tokenize_commands(app, run);
+  smoe::app::add_bench_command(app, run);
+  smoe::app::add_chat_command(app, run);
+  smoe::app::add_quantize_command(app, run);
+  smoe::app::add_analysis_commands(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,7 +21,8 @@ struct EncodeOptions {
 
 struct DecodeOptions {
   bool render_special = false;  // print control tokens (<s>, </s>, [INST]) instead of hiding them
-  bool strip_leading_space = true;  // drop the dummy-prefix space of the first piece, as SentencePiece does
+  bool strip_leading_space =
+      true;  // drop the dummy-prefix space of the first piece, as SentencePiece does
 };
 
 class Tokenizer {
@@ -31,8 +32,10 @@ class Tokenizer {
   // Detects the kind from the content / folder. Throws smoe::Error with a clear message.
   static std::shared_ptr<Tokenizer> load(const std::string& path);
 
-  virtual std::vector<int32_t> encode(std::string_view text, const EncodeOptions& opts = {}) const = 0;
-  virtual std::string decode(const std::vector<int32_t>& ids, const DecodeOptions& opts = {}) const = 0;
+  virtual std::vector<int32_t> encode(std::string_view text,
+                                      const EncodeOptions& opts = {}) const = 0;
+  virtual std::string decode(const std::vector<int32_t>& ids,
+                             const DecodeOptions& opts = {}) const = 0;
 
   virtual int32_t n_vocab() const = 0;
   virtual int32_t bos_id() const = 0;  // -1 when none

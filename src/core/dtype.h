@@ -41,7 +41,9 @@ struct DTypeInfo {
 };
 
 const DTypeInfo& dtype_info(DType t);
-inline std::string_view dtype_name(DType t) { return dtype_info(t).name; }
+inline std::string_view dtype_name(DType t) {
+  return dtype_info(t).name;
+}
 
 // Bytes taken by `n` consecutive elements; `n` must be a multiple of the block size.
 std::optional<size_t> dtype_bytes(DType t, int64_t n);

@@ -1,5 +1,6 @@
 // The one error type of the library. Every boundary (file, request, flag) throws smoe::Error with a
-// message that names what was wrong and where; the CLI and server turn it into one line for the user.
+// message that names what was wrong and where; the CLI and server turn it into one line for the
+// user.
 #pragma once
 
 #include <fmt/format.h>

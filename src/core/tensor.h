@@ -15,8 +15,8 @@
 namespace smoe {
 
 struct TensorView {
-  std::string name;            // name as stored in the file
-  std::string file;            // path of the file it came from (for error messages)
+  std::string name;  // name as stored in the file
+  std::string file;  // path of the file it came from (for error messages)
   DType dtype = DType::F32;
   std::vector<int64_t> shape;  // outermost first
   const std::byte* data = nullptr;

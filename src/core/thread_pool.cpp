@@ -1,15 +1,24 @@
 #include "core/thread_pool.h"
 
+#include <immintrin.h>
+
 namespace smoe {
+namespace {
+constexpr int kSpinIterations = 1 << 12;  // tens of µs of pause instructions
+}
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+  // Spinning only pays when every thread has a core of its own.
+  const unsigned hw = std::thread::hardware_concurrency();
+  spin_ = hw == 0 || static_cast<unsigned>(n_threads_) <= hw ? kSpinIterations : 0;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -18,19 +27,20 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
-    {
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; g == seen && spin < spin_; ++spin) {
+      _mm_pause();
+      g = generation_.load(std::memory_order_acquire);
+    }
+    if (g == seen) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+      cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      g = generation_.load(std::memory_order_acquire);
     }
-    (*job)(index);
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);
-      cv_.notify_all();
-    }
+    seen = g;
+    if (stop_.load(std::memory_order_acquire)) return;
+    (*job_.load(std::memory_order_acquire))(index);
+    remaining_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -39,20 +49,21 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
     fn(0);
     return;
   }
+  job_.store(&fn, std::memory_order_release);
+  remaining_.store(n_threads_ - 1, std::memory_order_release);
   {
+    // Under the lock so a worker deciding to sleep cannot miss the new generation.
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    remaining_.store(n_threads_ - 1, std::memory_order_release);
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
   fn(0);
-  // Spin briefly (workers usually finish together), then sleep on the condition variable.
-  for (int spin = 0; spin < 20000 && remaining_.load(std::memory_order_acquire) != 0; ++spin) {
+  for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < spin_)
+      _mm_pause();
+    else
+      std::this_thread::yield();
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
-  job_ = nullptr;
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn) {
@@ -64,8 +75,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, 
   }
   run_on_all([&](int t) {
     if (t >= nt) return;
-    const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-    fn(t, begin, end);
+    fn(t, n * t / nt, n * (t + 1) / nt);
   });
 }
 

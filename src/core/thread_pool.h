@@ -1,6 +1,7 @@
-// A persistent pool of worker threads. The calling thread takes part in the work, so a pool of N
-// threads has N-1 workers. parallel_for splits [0, n) into contiguous chunks, one per thread, and
-// returns when all are done. No allocation per call.
+// A persistent pool of worker threads with a low-latency hand-off: between jobs the workers spin
+// briefly on a generation counter (a forward pass issues hundreds of jobs per token), then sleep.
+// The calling thread takes part in the work, so a pool of N threads has N-1 workers.
+// No allocation per job.
 #pragma once
 
 #include <atomic>
@@ -22,8 +23,8 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // fn(thread_index, begin, end) over an even split of [0, n); thread_index < size().
-  // Not re-entrant: call from one thread at a time.
+  // fn(thread_index, begin, end) over an even split of [0, n) into min(n, size()) contiguous
+  // parts; thread_index < size(). Not re-entrant: call from one thread at a time.
   void parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn);
   // fn(thread_index) on every thread.
   void run_on_all(const std::function<void(int)>& fn);
@@ -31,13 +32,14 @@ class ThreadPool {
  private:
   void worker(int index);
   int n_threads_;
+  int spin_ = 0;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;
-  const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
+  std::atomic<const std::function<void(int)>*> job_{nullptr};
+  std::atomic<uint64_t> generation_{0};
   std::atomic<int> remaining_{0};
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace smoe

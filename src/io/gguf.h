@@ -38,9 +38,10 @@ std::string_view gguf_type_name(GgufType t);
 struct GgufValue {
   GgufType type = GgufType::UINT8;
   GgufType elem_type = GgufType::UINT8;  // for ARRAY
-  std::variant<uint64_t, int64_t, double, bool, std::string> scalar;  // by kind: unsigned, signed, float, bool, string
-  std::vector<int64_t> ints;         // ARRAY of any integer type (UINT64 values above INT64_MAX wrap)
-  std::vector<double> floats;        // ARRAY of FLOAT32 / FLOAT64
+  std::variant<uint64_t, int64_t, double, bool, std::string>
+      scalar;                  // by kind: unsigned, signed, float, bool, string
+  std::vector<int64_t> ints;   // ARRAY of any integer type (UINT64 values above INT64_MAX wrap)
+  std::vector<double> floats;  // ARRAY of FLOAT32 / FLOAT64
   std::vector<std::string> strings;  // ARRAY of STRING
   std::vector<uint8_t> bools;        // ARRAY of BOOL
   std::vector<GgufValue> arrays;     // ARRAY of ARRAY (nested)
@@ -53,6 +54,8 @@ struct GgufKV {
   std::string key;
   GgufValue value;
 };
+
+class ByteReader;
 
 class GgufFile : public WeightSource {
  public:
@@ -69,7 +72,8 @@ class GgufFile : public WeightSource {
   const std::vector<GgufKV>& metadata() const { return kv_; }
 
   const GgufValue* find_kv(std::string_view key) const;
-  // Typed getters: nullopt when the key is absent; smoe::Error when present with an incompatible type.
+  // Typed getters: nullopt when the key is absent; smoe::Error when present with an incompatible
+  // type.
   std::optional<int64_t> get_int(std::string_view key) const;   // any integer type (and BOOL)
   std::optional<double> get_float(std::string_view key) const;  // FLOAT32/64 or any integer
   std::optional<bool> get_bool(std::string_view key) const;
@@ -80,6 +84,7 @@ class GgufFile : public WeightSource {
 
  private:
   GgufFile() = default;
+  void read_tensor_infos(ByteReader& r, uint64_t n_tensors);
   std::shared_ptr<MappedFile> file_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

@@ -1,7 +1,8 @@
 // llama2.c checkpoints (`run.c`'s legacy version-0 format: 7 int32 header, then float32 tensors),
 // e.g. stories260K.bin. Exposed as a WeightSource with Mistral "consolidated" names
-// (tok_embeddings.weight, layers.L.attention.wq.weight, layers.L.feed_forward.w1.weight, norm.weight,
-// output.weight) plus the header, so the model is built like any other dense Llama/Mistral.
+// (tok_embeddings.weight, layers.L.attention.wq.weight, layers.L.feed_forward.w1.weight,
+// norm.weight, output.weight) plus the header, so the model is built like any other dense
+// Llama/Mistral.
 #pragma once
 
 #include <cstdint>

@@ -10,7 +10,7 @@ namespace smoe {
 
 struct LoadOptions {
   bool use_mmap = true;  // false: read the whole file into an allocated buffer
-  bool mlock = false;    // lock the pages in RAM (mmap or buffer); failure is a warning, not an error
+  bool mlock = false;  // lock the pages in RAM (mmap or buffer); failure is a warning, not an error
 };
 
 class MappedFile {

@@ -8,8 +8,8 @@
 namespace smoe {
 
 TEST(DType, GgmlIdsRoundTrip) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K,
-                  DType::Q6_K}) {
+  for (DType t :
+       {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     auto back = dtype_from_ggml(dtype_info(t).ggml_id);
     ASSERT_TRUE(back.has_value());
     EXPECT_EQ(*back, t);

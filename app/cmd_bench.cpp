@@ -1,0 +1,169 @@
+// smoe bench: prompt-processing and generation speed on random token ids (never one repeated
+// token: that would route every step to the same experts), mean ± sd over repetitions after a
+// warm-up, and decode's share of the memory-bandwidth roofline.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "commands.h"
+#include "common.h"
+#include "smoe/bench.h"
+
+namespace smoe::app {
+namespace {
+
+struct BenchFlags {
+  ModelFlags model;
+  std::vector<int> pp{64};
+  std::vector<int> tg{32};
+  int reps = 5;
+  int threads = 0;
+  int seqs = 1;
+  bool json = false;
+  bool bandwidth = false;
+  uint64_t seed = 1234;
+};
+
+struct Result {
+  std::string test;
+  int n_prompt = 0, n_gen = 0;
+  std::vector<double> ts;  // tokens/s of each repetition
+  double mean() const {
+    double s = 0;
+    for (double x : ts) s += x;
+    return ts.empty() ? 0 : s / static_cast<double>(ts.size());
+  }
+  double sd() const {
+    if (ts.size() < 2) return 0;
+    const double m = mean();
+    double s = 0;
+    for (double x : ts) s += (x - m) * (x - m);
+    return std::sqrt(s / static_cast<double>(ts.size() - 1));
+  }
+};
+
+double seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One timed run: pre-fill `pp` tokens, or generate `tg` tokens one step at a time, in `seqs`
+// sequences at once. Returns tokens/s.
+double run_once(Context& ctx, int pp, int tg, int seqs, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int32_t> tok(0, ctx.n_vocab() - 1);
+  for (int s = 0; s < seqs; ++s) ctx.clear(s);
+  std::vector<BatchToken> batch;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (pp > 0) {
+    for (int s = 0; s < seqs; ++s)
+      for (int i = 0; i < pp; ++i) batch.push_back({tok(rng), i, s, i == pp - 1});
+    ctx.decode(batch);
+    return static_cast<double>(pp) * seqs / seconds(t0);
+  }
+  for (int i = 0; i < tg; ++i) {
+    batch.clear();
+    for (int s = 0; s < seqs; ++s) batch.push_back({tok(rng), i, s, true});
+    ctx.decode(batch);
+  }
+  return static_cast<double>(tg) * seqs / seconds(t0);
+}
+
+int run_bench(const BenchFlags& f) {
+  if (f.bandwidth) {
+    const int t = f.threads > 0 ? f.threads : default_thread_count();
+    std::printf("read bandwidth: %.1f GB/s (%d threads)\n", measure_read_bandwidth(t), t);
+    if (f.model.model.empty()) return 0;
+  }
+  if (f.model.model.empty())
+    throw std::runtime_error("bench needs -m MODEL (or --bandwidth alone)");
+  auto model = Model::load(f.model.options());
+  int max_len = 1;
+  for (int p : f.pp) max_len = std::max(max_len, p);
+  for (int t : f.tg) max_len = std::max(max_len, t);
+  ContextOptions co;
+  co.n_threads = f.threads;
+  co.n_ctx = max_len;
+  co.max_batch = std::max(512, f.seqs);
+  co.max_seqs = f.seqs;
+  Context ctx(model, co);
+  std::mt19937_64 rng(f.seed);
+  run_once(ctx, std::min(max_len, 16), 0, f.seqs, rng);  // warm-up: pages in, caches, threads
+  run_once(ctx, 0, std::min(max_len, 4), f.seqs, rng);
+  std::vector<Result> results;
+  auto measure = [&](const std::string& name, int pp, int tg) {
+    Result r{name, pp, tg, {}};
+    for (int i = 0; i < f.reps; ++i) r.ts.push_back(run_once(ctx, pp, tg, f.seqs, rng));
+    results.push_back(r);
+  };
+  const std::string suffix = f.seqs > 1 ? "x" + std::to_string(f.seqs) : "";
+  for (int p : f.pp)
+    if (p > 0) measure("pp" + std::to_string(p) + suffix, p, 0);
+  for (int t : f.tg)
+    if (t > 0) measure("tg" + std::to_string(t) + suffix, 0, t);
+
+  const ModelInfo& info = model->info();
+  if (f.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const Result& r : results)
+      arr.push_back({{"model_filename", info.path},
+                     {"model_size", info.weight_bytes},
+                     {"model_n_params", info.total_params},
+                     {"n_threads", ctx.n_threads()},
+                     {"n_prompt", r.n_prompt},
+                     {"n_gen", r.n_gen},
+                     {"n_seqs", f.seqs},
+                     {"test", r.test},
+                     {"avg_ts", r.mean()},
+                     {"stddev_ts", r.sd()},
+                     {"samples_ts", r.ts},
+                     {"backend", ctx.backend_name()},
+                     {"decode_bytes_per_token", info.decode_bytes_per_token}});
+    std::printf("%s\n", arr.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model: %s (%s, %s weights)\nthreads: %d, backend: %s, mmap: %s\n", info.path.c_str(),
+              human_count(info.total_params).c_str(), human_bytes(info.weight_bytes).c_str(),
+              ctx.n_threads(), ctx.backend_name(), f.model.no_mmap ? "no" : "yes");
+  std::printf("weights read per decoded token: %s\n\n",
+              human_bytes(info.decode_bytes_per_token).c_str());
+  std::printf("| %-10s | %16s |\n|------------|------------------|\n", "test", "t/s");
+  for (const Result& r : results)
+    std::printf("| %-10s | %8.2f ± %5.2f |\n", r.test.c_str(), r.mean(), r.sd());
+  if (f.bandwidth)
+    for (const Result& r : results)
+      if (r.n_gen > 0 && f.seqs == 1) {
+        const double bw = measure_read_bandwidth(ctx.n_threads());
+        const double roof = bw * 1e9 / static_cast<double>(info.decode_bytes_per_token);
+        std::printf("\n%s: %.1f%% of the bandwidth roofline (%.1f tok/s at %.1f GB/s)\n",
+                    r.test.c_str(), 100.0 * r.mean() / roof, roof, bw);
+      }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Runner& run) {
+  auto f = std::make_shared<BenchFlags>();
+  auto* cmd = app.add_subcommand("bench", "Measure prompt processing and generation speed");
+  f->model.add(cmd, false);
+  cmd->add_option("-p,--n-prompt", f->pp, "prompt lengths to test (repeatable)")
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", f->tg, "generation lengths to test (repeatable)")
+      ->capture_default_str();
+  cmd->add_option("-r,--repetitions", f->reps, "repetitions of each test")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", f->threads, "threads (default: physical cores)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--seqs", f->seqs, "sequences processed together (batched decoding)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--seed", f->seed, "seed of the random token ids")->capture_default_str();
+  cmd->add_flag("--json", f->json, "print a JSON array (llama-bench keys)");
+  cmd->add_flag("--bandwidth", f->bandwidth,
+                "measure memory read bandwidth and decode's share of the roofline");
+  cmd->callback([&run, f] { run = [f] { return run_bench(*f); }; });
+}
+
+}  // namespace smoe::app

@@ -1,0 +1,122 @@
+#include "common.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace smoe::app {
+
+void ModelFlags::add(CLI::App* cmd, bool model_required) {
+  auto* opt = cmd->add_option("-m,--model", model,
+                              "model: a .gguf file, a Hugging Face or Mistral folder, or a "
+                              "llama2.c .bin checkpoint");
+  if (model_required) opt->required();
+  cmd->add_option("--tokenizer", tokenizer,
+                  "tokenizer file (tokenizer.model, tokenizer.json, llama2.c tokenizer.bin) "
+                  "overriding the model's own");
+  cmd->add_flag("--no-mmap", no_mmap, "read the weights into memory instead of mapping the file");
+  cmd->add_flag("--mlock", mlock, "lock the weights in RAM so they are never paged out");
+}
+
+ModelOptions ModelFlags::options() const {
+  ModelOptions o;
+  o.path = model;
+  o.tokenizer_path = tokenizer;
+  o.use_mmap = !no_mmap;
+  o.mlock = mlock;
+  return o;
+}
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::string tok;
+  auto flush = [&] {
+    if (tok.empty()) return;
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size() || v < 0 || v > INT32_MAX)
+      throw std::runtime_error("'" + tok + "' is not a token id (expected non-negative integers)");
+    ids.push_back(static_cast<int32_t>(v));
+    tok.clear();
+  };
+  for (char ch : text) {
+    if (ch == ' ' || ch == ',' || ch == '\n' || ch == '\t' || ch == '\r' || ch == '[' || ch == ']')
+      flush();
+    else
+      tok += ch;
+  }
+  flush();
+  return ids;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::stringstream ss;
+  if (path == "-") {
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open '" + path + "'");
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string human_count(int64_t n) {
+  char buf[32];
+  if (n >= 1000000000LL)
+    std::snprintf(buf, sizeof buf, "%.2fB", static_cast<double>(n) / 1e9);
+  else if (n >= 1000000LL)
+    std::snprintf(buf, sizeof buf, "%.2fM", static_cast<double>(n) / 1e6);
+  else if (n >= 1000LL)
+    std::snprintf(buf, sizeof buf, "%.2fK", static_cast<double>(n) / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
+  return buf;
+}
+
+std::string human_bytes(uint64_t n) {
+  char buf[32];
+  const double d = static_cast<double>(n);
+  if (n >= (1ULL << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", d / (1ULL << 30));
+  else if (n >= (1ULL << 20))
+    std::snprintf(buf, sizeof buf, "%.2f MiB", d / (1ULL << 20));
+  else if (n >= (1ULL << 10))
+    std::snprintf(buf, sizeof buf, "%.2f KiB", d / (1ULL << 10));
+  else
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  std::string dims;
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    dims += std::to_string(d) + ", ";
+    count *= d;
+  }
+  if (shape.size() > 1) dims.resize(dims.size() - 2);
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw std::runtime_error("cannot write '" + path + "'");
+  const unsigned char magic[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  out.write(reinterpret_cast<const char*>(magic), 8);
+  const uint16_t hl = static_cast<uint16_t>(header.size());
+  out.put(static_cast<char>(hl & 0xff));
+  out.put(static_cast<char>(hl >> 8));
+  out << header;
+  out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(count * 4));
+  if (!out) throw std::runtime_error("failed writing '" + path + "'");
+}
+
+}  // namespace smoe::app

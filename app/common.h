@@ -1,0 +1,56 @@
+// Flags and helpers shared by the subcommands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "smoe/engine.h"
+#include "smoe/generate.h"
+
+namespace smoe::app {
+
+// -m/--model, --tokenizer, --no-mmap, --mlock.
+struct ModelFlags {
+  std::string model;
+  std::string tokenizer;
+  bool no_mmap = false;
+  bool mlock = false;
+  void add(CLI::App* cmd, bool model_required = true);
+  ModelOptions options() const;
+};
+
+// Parses "1 415 2936" (spaces, commas or newlines between ids). Throws on anything else.
+std::vector<int32_t> parse_ids(const std::string& text);
+
+// Reads a whole file ("-" is stdin). Throws with the path on failure.
+std::string read_text_file(const std::string& path);
+
+// "46.70B", "12.9M", "512"
+std::string human_count(int64_t n);
+std::string human_bytes(uint64_t n);
+
+// Writes a float32 .npy array of the given shape (C order).
+void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape);
+
+}  // namespace smoe::app
+
+namespace smoe::app {
+
+// --temp, --top-k, --top-p, --min-p, penalties, --seed, --stop, -n, --logprobs.
+struct SamplingFlags {
+  GenerateParams params;
+  void add(CLI::App* cmd, float default_temperature);
+};
+
+// -t, -c, --batch-size.
+struct ContextFlags {
+  ContextOptions options;
+  void add(CLI::App* cmd);
+};
+
+// The statistics line printed after generation.
+void print_stats(const GenerateStats& st);
+
+}  // namespace smoe::app

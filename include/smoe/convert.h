@@ -1,0 +1,40 @@
+// Model conversion: any model smoe reads → one GGUF file (llama.cpp layout, merged expert
+// tensors), optionally changing the weights' dtype.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace smoe {
+
+struct ConvertOptions {
+  std::string input;           // .gguf, Hugging Face / Mistral folder, llama2.c .bin
+  std::string output;          // .gguf to write
+  std::string tokenizer_path;  // optional tokenizer to embed (else the model's own, if any)
+  // "" keeps each tensor's dtype; else F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+  // Q6_K, or a mix: Q4_K_S / Q5_K_S (one type), Q4_K_M / Q5_K_M (sensitive tensors in Q6_K).
+  // The router and norms stay f32 whatever the type.
+  std::string out_type;
+  // (tensors done, tensors total, bytes written so far)
+  std::function<void(int64_t, int64_t, uint64_t)> progress;
+};
+
+struct TensorReport {
+  std::string name;
+  std::string dtype;
+  double relative_rmse = 0;  // of the written values against the source
+  uint64_t bytes = 0;
+};
+
+struct ConvertSummary {
+  std::vector<TensorReport> tensors;
+  int64_t n_tensors = 0;
+  uint64_t bytes = 0;
+  bool has_tokenizer = false;
+};
+
+ConvertSummary convert_model(const ConvertOptions& opts);
+
+}  // namespace smoe

@@ -1,0 +1,130 @@
+// smoe's public API. The command-line program and the server use only this header (and
+// tokenizer.h / chat.h).
+//
+//   auto model = smoe::Model::load({.path = "mixtral.Q4_K_M.gguf"});
+//   smoe::Context ctx(model, {.n_ctx = 4096, .n_threads = 8});
+//   std::vector<smoe::BatchToken> batch = ...;  // (token, pos, seq, logits?)
+//   const float* logits = ctx.decode(batch);     // (tokens that asked for logits, vocab)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "smoe/tokenizer.h"
+
+namespace smoe {
+
+struct ModelOptions {
+  std::string path;            // .gguf file, Hugging Face folder, Mistral folder, llama2.c .bin
+  std::string tokenizer_path;  // optional: overrides the tokenizer found with the model
+  bool use_mmap = true;        // false: read weights into ordinary memory
+  bool mlock = false;          // lock weights in RAM
+  // Called while loading: (bytes done, bytes total). Optional.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+struct TensorInfo {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;  // outermost first
+  uint64_t nbytes = 0;
+};
+
+struct ModelInfo {
+  std::string path;
+  std::string format;        // what was read: "GGUF v3 file ...", "safetensors folder ...", ...
+  std::string architecture;  // "mixtral" | "mistral" | "llama"
+  int64_t dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, hidden_dim = 0;
+  int64_t vocab_size = 0, n_experts = 0, n_experts_used = 0, sliding_window = 0, max_context = 0;
+  float norm_eps = 0, rope_theta = 0;
+  bool tied_embeddings = false;
+  int64_t total_params = 0;   // computed from the configuration's shapes
+  int64_t active_params = 0;  // used per token (top-k experts)
+  uint64_t weight_bytes = 0;  // sum of tensor sizes (0 for a configuration alone)
+  // Weight bytes one decoded token reads: attention, router, k of the n experts of every layer
+  // (on average), one embedding row, the LM head. Set once the weights are bound.
+  uint64_t decode_bytes_per_token = 0;
+  std::vector<TensorInfo> tensors;
+};
+
+// Reads a model's description without binding its weights; a bare config.json or params.json
+// works too. Throws smoe::Error (std::runtime_error) with a one-line reason.
+ModelInfo inspect_model(const std::string& path);
+
+class Model {
+ public:
+  // Loads and checks every tensor. Throws with a message naming the file, tensor, expected and
+  // actual shape / dtype.
+  static std::shared_ptr<Model> load(const ModelOptions& opts);
+  ~Model();
+
+  const ModelInfo& info() const;
+  // The model's tokenizer, or null when the model carries none and none was given.
+  std::shared_ptr<const Tokenizer> tokenizer() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ContextOptions {
+  int64_t n_ctx = 4096;            // longest sequence (clamped to the model's trained context)
+  int n_threads = 0;               // 0: one per physical core
+  int64_t max_batch = 512;         // tokens per forward pass; longer batches are split
+  int max_seqs = 1;                // sequence ids 0..max_seqs-1
+  bool reference_kernels = false;  // run the scalar reference kernels (for checking)
+};
+
+struct BatchToken {
+  int32_t token = 0;
+  int64_t pos = 0;
+  int32_t seq = 0;
+  bool logits = false;  // return this token's next-token logits
+};
+
+// Receives each token's expert choices (routing analysis).
+struct RoutingEvent {
+  int layer;
+  int64_t batch_index;
+  const int32_t* experts;
+  const float* weights;
+  int k;
+};
+
+class Context {
+ public:
+  Context(std::shared_ptr<const Model> model, const ContextOptions& opts);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // Runs the batch (split into passes of max_batch). Returns the logits of the tokens that asked
+  // for them, (n_out, n_vocab) row-major, valid until the next call. Throws on a bad batch
+  // (token out of range, positions that do not continue a sequence, context overflow) before
+  // computing anything.
+  const float* decode(const std::vector<BatchToken>& batch);
+
+  int64_t seq_len(int seq) const;
+  void clear(int seq);
+  void truncate(int seq, int64_t len);
+  int32_t n_vocab() const;
+  int64_t n_ctx() const;
+  int n_threads() const;
+  const char* backend_name() const;
+  void set_routing_callback(std::function<void(const RoutingEvent&)> cb);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Threads to use by default: the physical cores of this machine.
+int default_thread_count();
+
+}  // namespace smoe

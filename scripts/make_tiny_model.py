@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Writes tiny random Mixtral- or Mistral-style models, the same weights in every format smoe
+reads: a GGUF file (llama.cpp layout), a Hugging Face folder and a Mistral folder, plus the
+canonical weights (weights.npz) and hyper-parameters (ref.json) for the numpy reference.
+
+  make_tiny_model.py --kind mixtral --out DIR [--seed N] [--dtype f32|f16|bf16] [--legacy-experts]
+                     [--shards N] [--tokenizer-gguf FILE]
+  make_tiny_model.py --kind mixtral --real-shape --layers 2 --out DIR   (benchmark file, GGUF only)
+
+Canonical weights use interleaved-pair RoPE (GGUF and Mistral's own layout); the HF copy stores q
+and k permuted for rotate-half RoPE as the HF conversion does.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+
+import smoe_formats as sf
+
+PRESETS = {
+    "mixtral": dict(dim=64, n_layers=4, n_heads=4, n_kv_heads=2, hidden=96, vocab=128, n_experts=8,
+                    top_k=2, rope_theta=1e6, window=0, context=256),
+    "mistral": dict(dim=64, n_layers=3, n_heads=4, n_kv_heads=2, hidden=128, vocab=128, n_experts=0,
+                    top_k=0, rope_theta=1e4, window=16, context=256),
+}
+REAL = {
+    "mixtral": dict(dim=4096, n_heads=32, n_kv_heads=8, hidden=14336, vocab=32000, n_experts=8, top_k=2,
+                    rope_theta=1e6, window=0, context=32768),
+    "mistral": dict(dim=4096, n_heads=32, n_kv_heads=8, hidden=14336, vocab=32000, n_experts=0, top_k=0,
+                    rope_theta=1e4, window=4096, context=32768),
+}
+
+
+def hf_permute(w, n_heads):
+    """Interleaved-pair rows → rotate-half rows (what HF checkpoints store for q and k)."""
+    rows, cols = w.shape
+    hd = rows // n_heads
+    return w.reshape(n_heads, hd // 2, 2, cols).transpose(0, 2, 1, 3).reshape(rows, cols)
+
+
+def make_weights(h, seed):
+    """Canonical weights: dict of numpy float32 arrays with Mistral-layout names."""
+    rng = np.random.default_rng(seed)
+    d, hd = h["dim"], h["dim"] // h["n_heads"]
+    qd, kvd, hid = h["n_heads"] * hd, h["n_kv_heads"] * hd, h["hidden"]
+    r = lambda *s, scale: (rng.standard_normal(s) * scale).astype(np.float32)  # noqa: E731
+    norm = lambda: rng.uniform(0.8, 1.2, d).astype(np.float32)  # noqa: E731
+    w = {"tok_embeddings.weight": r(h["vocab"], d, scale=1.0), "norm.weight": norm(),
+         "output.weight": r(h["vocab"], d, scale=d ** -0.5)}
+    for l in range(h["n_layers"]):
+        p = f"layers.{l}."
+        w[p + "attention_norm.weight"] = norm()
+        w[p + "attention.wq.weight"] = r(qd, d, scale=d ** -0.5)
+        w[p + "attention.wk.weight"] = r(kvd, d, scale=d ** -0.5)
+        w[p + "attention.wv.weight"] = r(kvd, d, scale=d ** -0.5)
+        w[p + "attention.wo.weight"] = r(d, qd, scale=qd ** -0.5)
+        w[p + "ffn_norm.weight"] = norm()
+        if h["n_experts"]:
+            w[p + "feed_forward.gate.weight"] = r(h["n_experts"], d, scale=2.0 * d ** -0.5)
+            for e in range(h["n_experts"]):
+                q = p + f"feed_forward.experts.{e}."
+                w[q + "w1.weight"] = r(hid, d, scale=d ** -0.5)
+                w[q + "w2.weight"] = r(d, hid, scale=hid ** -0.5)
+                w[q + "w3.weight"] = r(hid, d, scale=d ** -0.5)
+        else:
+            w[p + "feed_forward.w1.weight"] = r(hid, d, scale=d ** -0.5)
+            w[p + "feed_forward.w2.weight"] = r(d, hid, scale=hid ** -0.5)
+            w[p + "feed_forward.w3.weight"] = r(hid, d, scale=d ** -0.5)
+    return w
+
+
+def gguf_metadata(g, h, name):
+    hd = h["dim"] // h["n_heads"]
+    g.string("general.architecture", "llama")
+    g.string("general.name", name)
+    g.u32("llama.context_length", h["context"])
+    g.u32("llama.embedding_length", h["dim"])
+    g.u32("llama.block_count", h["n_layers"])
+    g.u32("llama.feed_forward_length", h["hidden"])
+    g.u32("llama.rope.dimension_count", hd)
+    g.u32("llama.attention.head_count", h["n_heads"])
+    g.u32("llama.attention.head_count_kv", h["n_kv_heads"])
+    g.f32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+    g.f32("llama.rope.freq_base", h["rope_theta"])
+    g.u32("llama.vocab_size", h["vocab"])
+    if h["n_experts"]:
+        g.u32("llama.expert_count", h["n_experts"])
+        g.u32("llama.expert_used_count", h["top_k"])
+    if h["window"]:
+        g.u32("llama.attention.sliding_window", h["window"])
+
+
+def write_gguf(path, h, w, dtype, legacy=False):
+    g = sf.GGUFWriter()
+    gguf_metadata(g, h, "tiny-" + ("mixtral" if h["n_experts"] else "mistral"))
+    g.tensor("token_embd.weight", w["tok_embeddings.weight"], dtype)
+    for l in range(h["n_layers"]):
+        p, b = f"layers.{l}.", f"blk.{l}."
+        g.tensor(b + "attn_norm.weight", w[p + "attention_norm.weight"])
+        for src, dst in (("wq", "attn_q"), ("wk", "attn_k"), ("wv", "attn_v"), ("wo", "attn_output")):
+            g.tensor(b + dst + ".weight", w[p + f"attention.{src}.weight"], dtype)
+        g.tensor(b + "ffn_norm.weight", w[p + "ffn_norm.weight"])
+        names = (("w1", "ffn_gate"), ("w3", "ffn_up"), ("w2", "ffn_down"))
+        if not h["n_experts"]:
+            for src, dst in names:
+                g.tensor(b + dst + ".weight", w[p + f"feed_forward.{src}.weight"], dtype)
+            continue
+        g.tensor(b + "ffn_gate_inp.weight", w[p + "feed_forward.gate.weight"], dtype)
+        for src, dst in names:
+            experts = [w[p + f"feed_forward.experts.{e}.{src}.weight"] for e in range(h["n_experts"])]
+            if legacy:
+                for e, x in enumerate(experts):
+                    g.tensor(b + f"{dst}.{e}.weight", x, dtype)
+            else:
+                g.tensor(b + dst + "_exps.weight", np.stack(experts), dtype)
+    g.tensor("output_norm.weight", w["norm.weight"])
+    g.tensor("output.weight", w["output.weight"], dtype)
+    g.write(path)
+
+
+def hf_names(h, w):
+    out = {"model.embed_tokens.weight": w["tok_embeddings.weight"], "model.norm.weight": w["norm.weight"],
+           "lm_head.weight": w["output.weight"]}
+    for l in range(h["n_layers"]):
+        p, q = f"layers.{l}.", f"model.layers.{l}."
+        out[q + "input_layernorm.weight"] = w[p + "attention_norm.weight"]
+        out[q + "post_attention_layernorm.weight"] = w[p + "ffn_norm.weight"]
+        out[q + "self_attn.q_proj.weight"] = hf_permute(w[p + "attention.wq.weight"], h["n_heads"])
+        out[q + "self_attn.k_proj.weight"] = hf_permute(w[p + "attention.wk.weight"], h["n_kv_heads"])
+        out[q + "self_attn.v_proj.weight"] = w[p + "attention.wv.weight"]
+        out[q + "self_attn.o_proj.weight"] = w[p + "attention.wo.weight"]
+        if h["n_experts"]:
+            out[q + "block_sparse_moe.gate.weight"] = w[p + "feed_forward.gate.weight"]
+            for e in range(h["n_experts"]):
+                for k in ("w1", "w2", "w3"):
+                    out[q + f"block_sparse_moe.experts.{e}.{k}.weight"] = w[p + f"feed_forward.experts.{e}.{k}.weight"]
+        else:
+            for k, n in (("w1", "gate_proj"), ("w3", "up_proj"), ("w2", "down_proj")):
+                out[q + f"mlp.{n}.weight"] = w[p + f"feed_forward.{k}.weight"]
+    return out
+
+
+def write_hf(folder, h, w, dtype, shards):
+    os.makedirs(folder, exist_ok=True)
+    cfg = {"architectures": ["MixtralForCausalLM" if h["n_experts"] else "MistralForCausalLM"],
+           "hidden_size": h["dim"], "intermediate_size": h["hidden"], "num_hidden_layers": h["n_layers"],
+           "num_attention_heads": h["n_heads"], "num_key_value_heads": h["n_kv_heads"], "rms_norm_eps": 1e-5,
+           "rope_theta": h["rope_theta"], "vocab_size": h["vocab"], "max_position_embeddings": h["context"],
+           "sliding_window": h["window"] or None, "tie_word_embeddings": False,
+           "torch_dtype": {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype]}
+    if h["n_experts"]:
+        cfg.update(num_local_experts=h["n_experts"], num_experts_per_tok=h["top_k"])
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    tensors = hf_names(h, w)
+    if shards <= 1:
+        sf.write_safetensors(os.path.join(folder, "model.safetensors"), tensors, dtype)
+        return
+    names = list(tensors)
+    weight_map = {}
+    for s in range(shards):
+        fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        part = {n: tensors[n] for n in names[s::shards]}
+        sf.write_safetensors(os.path.join(folder, fname), part, dtype)
+        weight_map.update({n: fname for n in part})
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=1)
+
+
+def write_mistral(folder, h, w, dtype):
+    os.makedirs(folder, exist_ok=True)
+    params = {"dim": h["dim"], "n_layers": h["n_layers"], "head_dim": h["dim"] // h["n_heads"],
+              "hidden_dim": h["hidden"], "n_heads": h["n_heads"], "n_kv_heads": h["n_kv_heads"],
+              "norm_eps": 1e-5, "vocab_size": h["vocab"], "rope_theta": h["rope_theta"],
+              "max_seq_len": h["context"]}
+    if h["window"]:
+        params["sliding_window"] = h["window"]
+    if h["n_experts"]:
+        params["moe"] = {"num_experts": h["n_experts"], "num_experts_per_tok": h["top_k"]}
+    with open(os.path.join(folder, "params.json"), "w") as f:
+        json.dump(params, f, indent=2)
+    sf.write_safetensors(os.path.join(folder, "consolidated.safetensors"), w, dtype)
+
+
+def write_real_shape(path, h, dtype, seed):
+    """A real-shape benchmark file, written tensor by tensor (random weights, never committed)."""
+    rng = np.random.default_rng(seed)
+    d, hd = h["dim"], h["dim"] // h["n_heads"]
+    g = sf.GGUFWriter()
+    gguf_metadata(g, h, "real-shape-" + ("mixtral" if h["n_experts"] else "mistral"))
+    r = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02)  # noqa: E731
+    g.tensor("token_embd.weight", r(h["vocab"], d), dtype)
+    for l in range(h["n_layers"]):
+        b = f"blk.{l}."
+        g.tensor(b + "attn_norm.weight", np.ones(d, np.float32))
+        g.tensor(b + "attn_q.weight", r(h["n_heads"] * hd, d), dtype)
+        g.tensor(b + "attn_k.weight", r(h["n_kv_heads"] * hd, d), dtype)
+        g.tensor(b + "attn_v.weight", r(h["n_kv_heads"] * hd, d), dtype)
+        g.tensor(b + "attn_output.weight", r(d, h["n_heads"] * hd), dtype)
+        g.tensor(b + "ffn_norm.weight", np.ones(d, np.float32))
+        if h["n_experts"]:
+            g.tensor(b + "ffn_gate_inp.weight", r(h["n_experts"], d))
+            for n, shape in (("ffn_gate_exps", (h["hidden"], d)), ("ffn_up_exps", (h["hidden"], d)),
+                             ("ffn_down_exps", (d, h["hidden"]))):
+                g.tensor(b + n + ".weight", r(h["n_experts"], *shape), dtype)
+        else:
+            g.tensor(b + "ffn_gate.weight", r(h["hidden"], d), dtype)
+            g.tensor(b + "ffn_up.weight", r(h["hidden"], d), dtype)
+            g.tensor(b + "ffn_down.weight", r(d, h["hidden"]), dtype)
+    g.tensor("output_norm.weight", np.ones(d, np.float32))
+    g.tensor("output.weight", r(h["vocab"], d), dtype)
+    g.write(path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=["mixtral", "mistral"], required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
+    ap.add_argument("--legacy-experts", action="store_true", help="per-expert GGUF tensors")
+    ap.add_argument("--shards", type=int, default=1, help="HF safetensors shards")
+    ap.add_argument("--real-shape", action="store_true", help="Mixtral 8x7B / Mistral 7B layer shapes")
+    ap.add_argument("--layers", type=int, help="override the layer count")
+    for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads"):
+        ap.add_argument("--" + k.replace("_", "-"), type=int)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    h = dict(PRESETS[a.kind])
+    if a.real_shape:
+        h.update(REAL[a.kind], n_layers=a.layers or 2)
+        write_real_shape(os.path.join(a.out, "model.gguf"), h, a.dtype, a.seed)
+        return
+    if a.layers:
+        h["n_layers"] = a.layers
+    for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads"):
+        if getattr(a, k) is not None:
+            h[k] = getattr(a, k)
+    w = make_weights(h, a.seed)
+    # The reference sees exactly the values the files hold.
+    stored = {k: (sf.round_trip(v, a.dtype) if v.ndim > 1 else v) for k, v in w.items()}
+    np.savez(os.path.join(a.out, "weights.npz"), **stored)
+    with open(os.path.join(a.out, "ref.json"), "w") as f:
+        json.dump(h, f, indent=2)
+    write_gguf(os.path.join(a.out, "model.gguf"), h, w, a.dtype, a.legacy_experts)
+    write_hf(os.path.join(a.out, "hf"), h, w, a.dtype, a.shards)
+    write_mistral(os.path.join(a.out, "mistral"), h, w, a.dtype)
+
+
+if __name__ == "__main__":
+    main()

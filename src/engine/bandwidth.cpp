@@ -1,0 +1,43 @@
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "core/thread_pool.h"
+#include "smoe/bench.h"
+
+namespace smoe {
+
+double measure_read_bandwidth(int threads, size_t bytes) {
+  const size_t n = bytes / sizeof(uint64_t);
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+  ThreadPool pool(threads);
+  // Touch the pages from the threads that will read them.
+  pool.parallel_for(static_cast<int64_t>(n), [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i);
+  });
+  double best = 0;
+  std::vector<uint64_t> sinks(static_cast<size_t>(threads) * 8);
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.parallel_for(static_cast<int64_t>(n), [&](int t, int64_t b, int64_t e) {
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      int64_t i = b;
+      for (; i + 4 <= e; i += 4) {
+        a0 ^= buf[i];
+        a1 ^= buf[i + 1];
+        a2 ^= buf[i + 2];
+        a3 ^= buf[i + 3];
+      }
+      for (; i < e; ++i) a0 ^= buf[i];
+      sinks[static_cast<size_t>(t) * 8] = a0 ^ a1 ^ a2 ^ a3;
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s / 1e9);
+  }
+  volatile uint64_t keep = sinks[0];
+  (void)keep;
+  return best;
+}
+
+}  // namespace smoe

@@ -1,0 +1,196 @@
+// Writes a bound model back out as GGUF. Works from the typed weights (not the raw file), so
+// every source's conventions (HF's q/k order, per-expert tensors) are already normalised.
+#include "smoe/convert.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+#include "engine/model_impl.h"
+#include "io/gguf_writer.h"
+#include "quant/dequantize.h"
+#include "quant/quantize.h"
+#include "tokenizer/gguf_vocab.h"
+
+namespace smoe {
+namespace {
+
+// What a tensor is, for choosing its type.
+enum class Kind { Embedding, Output, Attn, AttnV, FfnGateUp, FfnDown, Router };
+
+// Which dtype each written tensor gets: keep, one type for all, or a "_M" mix that gives the
+// most sensitive tensors (attention values and FFN down-projections of the first, last and every
+// third layer, and the LM head) Q6_K. The router and norms always stay f32.
+struct TypePolicy {
+  bool keep = true;
+  DType base = DType::F32;
+  bool mix = false;
+  int64_t n_layers = 1;
+
+  bool more_bits(int64_t l) const {
+    return l < n_layers / 8 || l >= 7 * n_layers / 8 || (l - n_layers / 8) % 3 == 2;
+  }
+  DType choose(Kind k, int64_t layer, const Matrix& m) const {
+    if (k == Kind::Router) return DType::F32;
+    if (keep) return m.dtype;
+    DType t = base;
+    if (mix && ((k == Kind::AttnV || k == Kind::FfnDown) ? more_bits(layer) : k == Kind::Output))
+      t = DType::Q6_K;
+    if (m.cols % dtype_info(t).block_size == 0) return t;
+    return m.cols % 32 == 0 ? DType::Q8_0 : DType::F16;  // rows too short for k-quant blocks
+  }
+};
+
+struct Exporter {
+  GgufWriter& w;
+  TypePolicy policy;
+  std::function<void(int64_t, int64_t, uint64_t)> progress;
+  int64_t total = 0;
+  ConvertSummary summary;
+
+  // Matrices stacked along a new outer dimension (one for a plain matrix).
+  void add(const std::string& name, const std::vector<const Matrix*>& ms, Kind kind,
+           int64_t layer = 0) {
+    const Matrix& m0 = *ms[0];
+    const DType out = policy.choose(kind, layer, m0);
+    std::vector<float> row(static_cast<size_t>(m0.cols)), back(row.size());
+    const size_t out_row = *dtype_bytes(out, m0.cols);
+    std::vector<uint8_t> buf(out_row * m0.rows * ms.size());
+    uint8_t* dst = buf.data();
+    double err = 0, norm = 0;
+    for (const Matrix* m : ms)
+      for (int64_t r = 0; r < m->rows; ++r, dst += out_row) {
+        if (out == m->dtype) {
+          std::memcpy(dst, m->row(r), out_row);
+          continue;
+        }
+        row_to_f32(m->dtype, m->row(r), row.data(), m->cols);
+        quant::quantize_row(out, row.data(), dst, m->cols);
+        quant::dequantize_row(out, dst, back.data(), m->cols);
+        for (int64_t i = 0; i < m->cols; ++i) {
+          err += static_cast<double>(row[i] - back[i]) * (row[i] - back[i]);
+          norm += static_cast<double>(row[i]) * row[i];
+        }
+      }
+    std::vector<int64_t> shape{m0.rows, m0.cols};
+    if (ms.size() > 1) shape.insert(shape.begin(), static_cast<int64_t>(ms.size()));
+    w.add_tensor(name, out, shape, buf.data(), buf.size());
+    summary.tensors.push_back(
+        {name, std::string(dtype_name(out)), norm > 0 ? std::sqrt(err / norm) : 0.0, buf.size()});
+    done(buf.size());
+  }
+
+  void add_vector(const std::string& name, const float* v, int64_t n) {
+    w.add_tensor(name, DType::F32, {n}, v, static_cast<size_t>(n) * 4);
+    summary.tensors.push_back({name, "F32", 0.0, static_cast<uint64_t>(n) * 4});
+    done(static_cast<uint64_t>(n) * 4);
+  }
+
+  void done(uint64_t b) {
+    ++summary.n_tensors;
+    summary.bytes += b;
+    if (progress) progress(summary.n_tensors, total, summary.bytes);
+  }
+};
+
+void write_config(GgufWriter& w, const ModelConfig& c, const std::string& name) {
+  w.set_string("general.architecture", "llama");
+  w.set_string("general.name", name);
+  w.set_u32("llama.context_length", static_cast<uint32_t>(c.max_context));
+  w.set_u32("llama.embedding_length", static_cast<uint32_t>(c.dim));
+  w.set_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));
+  w.set_u32("llama.feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
+  w.set_u32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim));
+  w.set_u32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
+  w.set_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
+  w.set_f32("llama.rope.freq_base", c.rope_theta);
+  w.set_u32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
+  if (c.is_moe()) {
+    w.set_u32("llama.expert_count", static_cast<uint32_t>(c.n_experts));
+    w.set_u32("llama.expert_used_count", static_cast<uint32_t>(c.n_experts_used));
+  }
+  if (c.sliding_window > 0)
+    w.set_u32("llama.attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
+}
+
+void write_layers(Exporter& ex, const ModelConfig& c, const ModelWeights& mw) {
+  for (size_t l = 0; l < mw.layers.size(); ++l) {
+    const LayerWeights& lw = mw.layers[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    ex.add_vector(p + "attn_norm.weight", lw.attn_norm, c.dim);
+    const int64_t li = static_cast<int64_t>(l);
+    ex.add(p + "attn_q.weight", {&lw.wq}, Kind::Attn, li);
+    ex.add(p + "attn_k.weight", {&lw.wk}, Kind::Attn, li);
+    ex.add(p + "attn_v.weight", {&lw.wv}, Kind::AttnV, li);
+    ex.add(p + "attn_output.weight", {&lw.wo}, Kind::Attn, li);
+    ex.add_vector(p + "ffn_norm.weight", lw.ffn_norm, c.dim);
+    if (!c.is_moe()) {
+      ex.add(p + "ffn_gate.weight", {&lw.experts[0].gate}, Kind::FfnGateUp, li);
+      ex.add(p + "ffn_up.weight", {&lw.experts[0].up}, Kind::FfnGateUp, li);
+      ex.add(p + "ffn_down.weight", {&lw.experts[0].down}, Kind::FfnDown, li);
+      continue;
+    }
+    ex.add(p + "ffn_gate_inp.weight", {&lw.router}, Kind::Router, li);
+    std::vector<const Matrix*> g, u, d;
+    for (const ExpertWeights& e : lw.experts) {
+      g.push_back(&e.gate);
+      u.push_back(&e.up);
+      d.push_back(&e.down);
+    }
+    ex.add(p + "ffn_gate_exps.weight", g, Kind::FfnGateUp, li);
+    ex.add(p + "ffn_up_exps.weight", u, Kind::FfnGateUp, li);
+    ex.add(p + "ffn_down_exps.weight", d, Kind::FfnDown, li);
+  }
+}
+
+}  // namespace
+
+TypePolicy parse_type(const std::string& name, int64_t n_layers) {
+  TypePolicy p;
+  p.n_layers = n_layers;
+  if (name.empty()) return p;
+  p.keep = false;
+  std::string base = name;
+  for (char& ch : base) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (base.size() > 2 && (base.ends_with("_M") || base.ends_with("_S")) &&
+      base.find("_K") != std::string::npos) {
+    p.mix = base.ends_with("_M");
+    base.resize(base.size() - 2);
+  }
+  const auto t = dtype_from_name(base);
+  if (!t || !quant::can_quantize(*t))
+    fail(
+        "output type '{}' is not one smoe writes (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+        "Q4_K, Q5_K, Q6_K, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M)",
+        name);
+  p.base = *t;
+  return p;
+}
+
+ConvertSummary convert_model(const ConvertOptions& o) {
+  ModelOptions mo;
+  mo.path = o.input;
+  mo.tokenizer_path = o.tokenizer_path;
+  auto model = Model::load(mo);
+  const Model::Impl& m = model->impl();
+  const ModelConfig& c = m.opened.config;
+  GgufWriter w;
+  write_config(w, c, std::filesystem::path(o.input).filename().string());
+  Exporter ex{w, parse_type(o.out_type, c.n_layers), o.progress};
+  ex.total = 2 + (c.tied_embeddings ? 0 : 1) + c.n_layers * (c.is_moe() ? 10 : 9);
+  if (model->tokenizer()) {
+    write_tokenizer_gguf(*model->tokenizer(), w);
+    ex.summary.has_tokenizer = true;
+  }
+  ex.add("token_embd.weight", {&m.weights.tok_embeddings}, Kind::Embedding);
+  write_layers(ex, c, m.weights);
+  ex.add_vector("output_norm.weight", m.weights.output_norm, c.dim);
+  if (!c.tied_embeddings) ex.add("output.weight", {&m.weights.output}, Kind::Output);
+  w.write(o.output);
+  return ex.summary;
+}
+
+}  // namespace smoe

@@ -1,0 +1,233 @@
+#include "io/gguf_writer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+
+namespace smoe {
+namespace {
+
+constexpr uint64_t kAlignment = 32;
+
+class Out {
+ public:
+  explicit Out(std::ofstream& f) : f_(f) {}
+  template <typename T>
+  void put(T v) {
+    f_.write(reinterpret_cast<const char*>(&v), sizeof(T));
+    pos_ += sizeof(T);
+  }
+  void put_string(const std::string& s) {
+    put<uint64_t>(s.size());
+    f_.write(s.data(), static_cast<std::streamsize>(s.size()));
+    pos_ += s.size();
+  }
+  void put_bytes(const void* p, size_t n) {
+    f_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+    pos_ += n;
+  }
+  void pad() {
+    while (pos_ % kAlignment) put<uint8_t>(0);
+  }
+  uint64_t pos() const { return pos_; }
+
+ private:
+  std::ofstream& f_;
+  uint64_t pos_ = 0;
+};
+
+void put_scalar(Out& o, GgufType t, const GgufValue& v) {
+  auto u = [&] {
+    return std::holds_alternative<uint64_t>(v.scalar)
+               ? std::get<uint64_t>(v.scalar)
+               : static_cast<uint64_t>(std::get<int64_t>(v.scalar));
+  };
+  switch (t) {
+    case GgufType::UINT8:
+      o.put<uint8_t>(static_cast<uint8_t>(u()));
+      break;
+    case GgufType::INT8:
+      o.put<int8_t>(static_cast<int8_t>(u()));
+      break;
+    case GgufType::UINT16:
+      o.put<uint16_t>(static_cast<uint16_t>(u()));
+      break;
+    case GgufType::INT16:
+      o.put<int16_t>(static_cast<int16_t>(u()));
+      break;
+    case GgufType::UINT32:
+      o.put<uint32_t>(static_cast<uint32_t>(u()));
+      break;
+    case GgufType::INT32:
+      o.put<int32_t>(static_cast<int32_t>(u()));
+      break;
+    case GgufType::UINT64:
+      o.put<uint64_t>(u());
+      break;
+    case GgufType::INT64:
+      o.put<int64_t>(static_cast<int64_t>(u()));
+      break;
+    case GgufType::FLOAT32:
+      o.put<float>(static_cast<float>(std::get<double>(v.scalar)));
+      break;
+    case GgufType::FLOAT64:
+      o.put<double>(std::get<double>(v.scalar));
+      break;
+    case GgufType::BOOL:
+      o.put<uint8_t>(std::get<bool>(v.scalar) ? 1 : 0);
+      break;
+    case GgufType::STRING:
+      o.put_string(std::get<std::string>(v.scalar));
+      break;
+    case GgufType::ARRAY:
+      break;
+  }
+}
+
+void put_value(Out& o, const GgufValue& v) {
+  if (v.type != GgufType::ARRAY) {
+    put_scalar(o, v.type, v);
+    return;
+  }
+  o.put<uint32_t>(static_cast<uint32_t>(v.elem_type));
+  o.put<uint64_t>(v.array_size());
+  GgufValue e;
+  for (int64_t x : v.ints) {
+    e.scalar = x;
+    put_scalar(o, v.elem_type, e);
+  }
+  for (double x : v.floats) {
+    e.scalar = x;
+    put_scalar(o, v.elem_type, e);
+  }
+  for (uint8_t b : v.bools) o.put<uint8_t>(b ? 1 : 0);
+  for (const std::string& s : v.strings) o.put_string(s);
+  for (const GgufValue& a : v.arrays) put_value(o, a);  // nested: elem type, count, elements
+}
+
+GgufValue scalar(GgufType t, std::variant<uint64_t, int64_t, double, bool, std::string> s) {
+  GgufValue v;
+  v.type = t;
+  v.scalar = std::move(s);
+  return v;
+}
+
+}  // namespace
+
+void GgufWriter::set_value(const std::string& key, const GgufValue& v) {
+  for (GgufKV& kv : kv_)
+    if (kv.key == key) {
+      kv.value = v;
+      return;
+    }
+  kv_.push_back({key, v});
+}
+
+void GgufWriter::set_u32(const std::string& k, uint32_t v) {
+  set_value(k, scalar(GgufType::UINT32, uint64_t{v}));
+}
+void GgufWriter::set_i32(const std::string& k, int32_t v) {
+  set_value(k, scalar(GgufType::INT32, int64_t{v}));
+}
+void GgufWriter::set_u64(const std::string& k, uint64_t v) {
+  set_value(k, scalar(GgufType::UINT64, v));
+}
+void GgufWriter::set_f32(const std::string& k, float v) {
+  set_value(k, scalar(GgufType::FLOAT32, double{v}));
+}
+void GgufWriter::set_bool(const std::string& k, bool v) {
+  set_value(k, scalar(GgufType::BOOL, v));
+}
+void GgufWriter::set_string(const std::string& k, const std::string& v) {
+  set_value(k, scalar(GgufType::STRING, v));
+}
+
+void GgufWriter::set_string_array(const std::string& k, const std::vector<std::string>& v) {
+  GgufValue a;
+  a.type = GgufType::ARRAY;
+  a.elem_type = GgufType::STRING;
+  a.strings = v;
+  set_value(k, a);
+}
+
+void GgufWriter::set_f32_array(const std::string& k, const std::vector<float>& v) {
+  GgufValue a;
+  a.type = GgufType::ARRAY;
+  a.elem_type = GgufType::FLOAT32;
+  a.floats.assign(v.begin(), v.end());
+  set_value(k, a);
+}
+
+void GgufWriter::set_i32_array(const std::string& k, const std::vector<int32_t>& v) {
+  GgufValue a;
+  a.type = GgufType::ARRAY;
+  a.elem_type = GgufType::INT32;
+  a.ints.assign(v.begin(), v.end());
+  set_value(k, a);
+}
+
+void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                            const void* data, size_t nbytes) {
+  if (shape.empty() || shape.size() > 4)
+    fail("GGUF writer: tensor '{}' needs 1..4 dimensions", name);
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  const auto want = dtype_bytes(dtype, numel);
+  if (!want || *want != nbytes || !dtype_bytes(dtype, shape.back()))
+    fail("GGUF writer: tensor '{}' of shape {} and type {} cannot hold {} bytes", name,
+         shape_string(shape), dtype_name(dtype), nbytes);
+  for (const Tensor& t : tensors_)
+    if (t.name == name) fail("GGUF writer: tensor '{}' added twice", name);
+  const auto* p = static_cast<const uint8_t*>(data);
+  tensors_.push_back({name, dtype, shape, std::vector<uint8_t>(p, p + nbytes)});
+}
+
+void GgufWriter::write(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) fail("cannot write '{}'", tmp);
+    Out o(f);
+    o.put_bytes("GGUF", 4);
+    o.put<uint32_t>(3);
+    o.put<uint64_t>(tensors_.size());
+    // The writer's own alignment always wins over a copied general.alignment.
+    const auto n_align = std::count_if(
+        kv_.begin(), kv_.end(), [](const GgufKV& kv) { return kv.key == "general.alignment"; });
+    o.put<uint64_t>(kv_.size() - static_cast<size_t>(n_align) + 1);
+    o.put_string("general.alignment");
+    o.put<uint32_t>(static_cast<uint32_t>(GgufType::UINT32));
+    o.put<uint32_t>(static_cast<uint32_t>(kAlignment));
+    for (const GgufKV& kv : kv_) {
+      if (kv.key == "general.alignment") continue;
+      o.put_string(kv.key);
+      o.put<uint32_t>(static_cast<uint32_t>(kv.value.type));
+      put_value(o, kv.value);
+    }
+    uint64_t offset = 0;
+    for (const Tensor& t : tensors_) {
+      o.put_string(t.name);
+      o.put<uint32_t>(static_cast<uint32_t>(t.shape.size()));
+      for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it)
+        o.put<uint64_t>(static_cast<uint64_t>(*it));
+      o.put<uint32_t>(dtype_info(t.dtype).ggml_id);
+      o.put<uint64_t>(offset);
+      offset += (t.bytes.size() + kAlignment - 1) / kAlignment * kAlignment;
+    }
+    o.pad();
+    for (const Tensor& t : tensors_) {
+      o.put_bytes(t.bytes.data(), t.bytes.size());
+      o.pad();
+    }
+    f.flush();
+    if (!f) fail("failed writing '{}' (disk full?)", tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) fail("cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+}
+
+}  // namespace smoe

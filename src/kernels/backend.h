@@ -1,0 +1,55 @@
+// The one interface the model calls for heavy math. The scalar reference (ref/) is the
+// specification; fast implementations (cpu/) sit beside it and may decline a case by returning
+// false, in which case the reference runs. Small element-wise ops are plain functions in ops.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace smoe {
+
+class ThreadPool;
+
+// A weight matrix W (rows = out features, cols = in features), row-major, any dtype; rows are
+// `row_bytes` apart. y = W x.
+struct Matrix {
+  DType dtype = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const std::byte* data = nullptr;
+  size_t row_bytes = 0;
+  const std::byte* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+};
+
+// Converts one row of `cols` elements of any supported dtype to f32 (reference).
+void row_to_f32(DType t, const std::byte* src, float* dst, int64_t n);
+// True when row_to_f32 and the matmul kernels support the dtype.
+bool dtype_supported(DType t);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  // y (n, w.rows) = x (n, w.cols) · Wᵀ, split over the pool's threads by rows of W.
+  virtual void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) = 0;
+};
+
+// Instruction sets a backend can be built for (same order as cpu::Isa). Auto: the best this CPU
+// runs. Tests force each one the machine supports.
+enum class BackendIsa { Scalar, Avx2, Avx512, Auto };
+
+struct BackendOptions {
+  int64_t max_cols = 0;  // longest row any matmul will see (sizes per-thread scratch)
+  int n_threads = 1;
+  bool reference = false;  // force the scalar reference kernels
+  BackendIsa isa = BackendIsa::Auto;
+};
+
+// The best backend this CPU supports (or the reference when asked).
+std::unique_ptr<Backend> make_backend(const BackendOptions& opts);
+
+}  // namespace smoe

@@ -1,0 +1,83 @@
+// AVX2 + FMA + F16C dot products (this file is compiled with those flags only).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/fp16.h"
+#include "kernels/cpu/float_kernels.h"
+
+namespace smoe::cpu {
+namespace {
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <typename Load, typename Scalar>
+float dot(const std::byte* w, const float* x, int64_t n, Load load, Scalar scalar) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+         a3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(load(w, i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(load(w, i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(load(w, i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(load(w, i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load(w, i), _mm256_loadu_ps(x + i), a0);
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) s += scalar(w, i) * x[i];
+  return s;
+}
+
+float dot_f32(const std::byte* w, const float* x, int64_t n) {
+  return dot(
+      w, x, n,
+      [](const std::byte* p, int64_t i) {
+        return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + i);
+      },
+      [](const std::byte* p, int64_t i) {
+        float f;
+        std::memcpy(&f, p + 4 * i, 4);
+        return f;
+      });
+}
+
+float dot_f16(const std::byte* w, const float* x, int64_t n) {
+  return dot(
+      w, x, n,
+      [](const std::byte* p, int64_t i) {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
+      },
+      [](const std::byte* p, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        return f16_to_f32(h);
+      });
+}
+
+float dot_bf16(const std::byte* w, const float* x, int64_t n) {
+  return dot(
+      w, x, n,
+      [](const std::byte* p, int64_t i) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+      },
+      [](const std::byte* p, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        return bf16_to_f32(h);
+      });
+}
+
+}  // namespace
+
+const FloatKernels& float_kernels_avx2() {
+  static const FloatKernels k{"avx2", dot_f32, dot_f16, dot_bf16};
+  return k;
+}
+
+}  // namespace smoe::cpu

@@ -1,0 +1,48 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace smoe {
+
+CpuBackend::CpuBackend(const cpu::FloatKernels& k, const BackendOptions& opts)
+    : k_(k),
+      name_(std::string("cpu-") + k.isa),
+      scratch_(static_cast<size_t>(opts.n_threads < 1 ? 1 : opts.n_threads),
+               std::vector<float>(static_cast<size_t>(opts.max_cols))) {}
+
+// Quantized weights: each row is expanded once into the thread's scratch, then dotted with every
+// token of the batch by the f32 kernel.
+void CpuBackend::matmul_dequantized(const Matrix& w, const float* x, int64_t n, float* y,
+                                    ThreadPool& pool) {
+  if (w.cols > static_cast<int64_t>(scratch_[0].size()) ||
+      pool.size() > static_cast<int>(scratch_.size()))
+    fail("cpu backend: matmul with {} columns on {} threads exceeds its scratch", w.cols,
+         pool.size());
+  pool.parallel_for(w.rows, [&](int t, int64_t r0, int64_t r1) {
+    float* row = scratch_[static_cast<size_t>(t)].data();
+    const auto* rb = reinterpret_cast<const std::byte*>(row);
+    for (int64_t r = r0; r < r1; ++r) {
+      row_to_f32(w.dtype, w.row(r), row, w.cols);
+      for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = k_.dot_f32(rb, x + i * w.cols, w.cols);
+    }
+  });
+}
+
+void CpuBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const cpu::DotFn dot = k_.for_dtype(w.dtype);
+  if (!dot) {
+    matmul_dequantized(w, x, n, y, pool);
+    return;
+  }
+  // Each thread owns a contiguous block of output rows; a weight row is read once from memory
+  // and reused from cache for every token of the batch.
+  pool.parallel_for(w.rows, [&](int, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const std::byte* wr = w.row(r);
+      for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = dot(wr, x + i * w.cols, w.cols);
+    }
+  });
+}
+
+}  // namespace smoe

@@ -1,0 +1,81 @@
+#include "model/attention.h"
+
+#include <cmath>
+
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+
+namespace smoe {
+namespace {
+
+// Key or value of sequence position `j` for batch entry `i`: from this batch when the position
+// is part of it, else from the cache (which still holds the positions before the batch).
+struct KvLookup {
+  const Workspace& ws;
+  const KvCache& cache;
+  int layer;
+  int64_t kv_dim;
+
+  const float* get(const BatchEntry& e, int64_t i, int64_t j, bool value) const {
+    const int64_t start = ws.seq_start[i];
+    if (j >= start) {
+      const int64_t row = ws.seq_rows[ws.seq_first[e.seq] + (j - start)];
+      return (value ? ws.v.data() : ws.k.data()) + row * kv_dim;
+    }
+    return value ? cache.value(e.seq, layer, j) : cache.key(e.seq, layer, j);
+  }
+};
+
+// One query head of one entry: softmax(q·kᵀ/√d) v over the visible positions.
+void attend_head(const ModelConfig& c, const KvLookup& kv, const BatchEntry& e, int64_t i,
+                 int64_t h, float* scores, float* out) {
+  const int64_t hd = c.head_dim, kvh = h / (c.n_heads / c.n_kv_heads);
+  const float* q = kv.ws.q.data() + i * c.q_dim() + h * hd;
+  const int64_t lo = kv.cache.first_visible(e.pos), n_vis = e.pos - lo + 1;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t j = lo; j <= e.pos; ++j)
+    scores[j - lo] = ops::dot(q, kv.get(e, i, j, false) + kvh * hd, hd) * scale;
+  ops::softmax(scores, n_vis);
+  for (int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
+  for (int64_t j = lo; j <= e.pos; ++j)
+    ops::axpy(out, scores[j - lo], kv.get(e, i, j, true) + kvh * hd, hd);
+}
+
+}  // namespace
+
+void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
+                     const BatchEntry* batch, int64_t n, Workspace& ws, KvCache& cache,
+                     const ForwardContext& ctx) {
+  // Projections: q (n, n_heads·hd), k and v (n, kv_dim).
+  ctx.backend.matmul(w.wq, ws.xn.data(), n, ws.q.data(), ctx.pool);
+  ctx.backend.matmul(w.wk, ws.xn.data(), n, ws.k.data(), ctx.pool);
+  ctx.backend.matmul(w.wv, ws.xn.data(), n, ws.v.data(), ctx.pool);
+  for (int64_t i = 0; i < n; ++i) {
+    ops::rope(ws.q.data() + i * c.q_dim(), c.n_heads, c.head_dim, batch[i].pos, ws.inv_freq.data());
+    ops::rope(ws.k.data() + i * c.kv_dim(), c.n_kv_heads, c.head_dim, batch[i].pos,
+              ws.inv_freq.data());
+  }
+
+  // Every (entry, head) pair is independent.
+  const KvLookup kv{ws, cache, layer, c.kv_dim()};
+  const int64_t n_ctx = cache.n_ctx();
+  ctx.pool.parallel_for(n * c.n_heads, [&](int t, int64_t b, int64_t e) {
+    float* scores = ws.scores.data() + t * n_ctx;
+    for (int64_t ih = b; ih < e; ++ih) {
+      const int64_t i = ih / c.n_heads, h = ih % c.n_heads;
+      attend_head(c, kv, batch[i], i, h, scores, ws.att.data() + i * c.q_dim() + h * c.head_dim);
+    }
+  });
+
+  // The batch's keys and values join the cache; in a rolling buffer later positions overwrite
+  // earlier ones of the same slot, leaving the last W.
+  for (int64_t i = 0; i < n; ++i) {
+    const BatchEntry& e = batch[i];
+    std::copy_n(ws.k.data() + i * c.kv_dim(), c.kv_dim(), cache.key(e.seq, layer, e.pos));
+    std::copy_n(ws.v.data() + i * c.kv_dim(), c.kv_dim(), cache.value(e.seq, layer, e.pos));
+  }
+
+  ctx.backend.matmul(w.wo, ws.att.data(), n, ws.proj.data(), ctx.pool);
+}
+
+}  // namespace smoe

@@ -1,0 +1,75 @@
+#include "model/moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/ops.h"
+
+namespace smoe {
+namespace {
+
+// SwiGLU of one expert over m gathered rows: ws.xe (m, dim) → ws.ye (m, dim).
+void run_expert(const ExpertWeights& e, int64_t m, Workspace& ws, const ForwardContext& ctx) {
+  const int64_t hidden = e.gate.rows;
+  ctx.backend.matmul(e.gate, ws.xe.data(), m, ws.h1.data(), ctx.pool);  // (m, hidden)
+  ctx.backend.matmul(e.up, ws.xe.data(), m, ws.h3.data(), ctx.pool);    // (m, hidden)
+  ops::silu_mul(ws.h1.data(), ws.h3.data(), m * hidden);
+  ctx.backend.matmul(e.down, ws.h1.data(), m, ws.ye.data(), ctx.pool);  // (m, dim)
+}
+
+}  // namespace
+
+void route_top_k(const float* logits, int64_t n_experts, int k, int32_t* chosen, float* weights) {
+  for (int j = 0; j < k; ++j) {
+    int32_t best = -1;
+    for (int32_t e = 0; e < n_experts; ++e) {
+      if (std::find(chosen, chosen + j, e) != chosen + j) continue;
+      if (best < 0 || logits[e] > logits[best]) best = e;
+    }
+    chosen[j] = best;
+    weights[j] = logits[best];
+  }
+  ops::softmax(weights, k);
+}
+
+void ffn_block(const ModelConfig& c, const LayerWeights& w, int layer, int64_t n, Workspace& ws,
+               const ForwardContext& ctx) {
+  const int64_t dim = c.dim;
+  if (!c.is_moe()) {  // dense: all rows through the one FFN
+    std::memcpy(ws.xe.data(), ws.xn.data(), sizeof(float) * n * dim);
+    run_expert(w.experts[0], n, ws, ctx);
+    std::memcpy(ws.proj.data(), ws.ye.data(), sizeof(float) * n * dim);
+    return;
+  }
+
+  // Router: (n, n_experts) logits, then top-k per token.
+  const int k = static_cast<int>(c.n_experts_used);
+  ctx.backend.matmul(w.router, ws.xn.data(), n, ws.router_logits.data(), ctx.pool);
+  for (int64_t i = 0; i < n; ++i) {
+    route_top_k(ws.router_logits.data() + i * c.n_experts, c.n_experts, k, ws.chosen.data() + i * k,
+                ws.chosen_w.data() + i * k);
+    if (ctx.observer)
+      ctx.observer->on_routing(layer, i, ws.chosen.data() + i * k, ws.chosen_w.data() + i * k, k);
+  }
+
+  // Each expert runs once over all rows routed to it, so its weights stream once per batch.
+  // A token's output accumulates in expert-id order, whatever else is in the batch.
+  std::fill_n(ws.proj.data(), n * dim, 0.0f);
+  for (int32_t e = 0; e < c.n_experts; ++e) {
+    int64_t m = 0;
+    for (int64_t ij = 0; ij < n * k; ++ij) {
+      if (ws.chosen[ij] != e) continue;
+      std::memcpy(ws.xe.data() + m * dim, ws.xn.data() + (ij / k) * dim, sizeof(float) * dim);
+      ws.expert_rows[m++] = ij;  // entry i = ij / k, choice slot = ij % k
+    }
+    if (m == 0) continue;
+    run_expert(w.experts[e], m, ws, ctx);
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t ij = ws.expert_rows[r];
+      ops::axpy(ws.proj.data() + (ij / k) * dim, ws.chosen_w[ij], ws.ye.data() + r * dim, dim);
+    }
+  }
+}
+
+}  // namespace smoe

@@ -1,0 +1,99 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "model/attention.h"
+#include "model/moe.h"
+
+namespace smoe {
+
+Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights, int64_t max_batch,
+                         int64_t n_ctx, int max_seqs, int n_threads)
+    : cfg_(cfg), w_(weights), ws_(cfg, max_batch, n_ctx, n_threads) {
+  ws_.seq_first.assign(static_cast<size_t>(max_seqs), -1);
+  ws_.seq_count.assign(static_cast<size_t>(max_seqs), 0);
+}
+
+void Transformer::check_batch(const BatchEntry* batch, int64_t n, const KvCache& cache) const {
+  std::vector<int64_t> next(static_cast<size_t>(cache.max_seqs()), -1);
+  for (int64_t i = 0; i < n; ++i) {
+    const BatchEntry& e = batch[i];
+    if (e.token < 0 || e.token >= cfg_.vocab_size)
+      fail("token id {} at batch entry {} is outside the vocabulary (0..{})", e.token, i,
+           cfg_.vocab_size - 1);
+    if (e.seq < 0 || e.seq >= cache.max_seqs())
+      fail("sequence id {} at batch entry {} is outside 0..{}", e.seq, i, cache.max_seqs() - 1);
+    int64_t& expect = next[static_cast<size_t>(e.seq)];
+    if (expect < 0) expect = cache.seq_len(e.seq);
+    if (e.pos != expect)
+      fail(
+          "batch entry {} of sequence {} is at position {}, expected {} (positions of a "
+          "sequence must continue its cache in order)",
+          i, e.seq, e.pos, expect);
+    if (e.pos >= cache.n_ctx())
+      fail("sequence {} would reach position {}, beyond the context size of {} tokens", e.seq,
+           e.pos + 1, cache.n_ctx());
+    ++expect;
+  }
+}
+
+void Transformer::index_sequences(const BatchEntry* batch, int64_t n, const KvCache& cache) {
+  std::fill(ws_.seq_count.begin(), ws_.seq_count.end(), 0);
+  for (int64_t i = 0; i < n; ++i) ++ws_.seq_count[batch[i].seq];
+  int64_t off = 0;
+  for (size_t s = 0; s < ws_.seq_count.size(); ++s) {
+    ws_.seq_first[s] = ws_.seq_count[s] ? off : -1;
+    off += ws_.seq_count[s];
+    ws_.seq_count[s] = 0;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t s = batch[i].seq;
+    ws_.seq_rows[ws_.seq_first[s] + ws_.seq_count[s]++] = i;
+    ws_.seq_start[i] = cache.seq_len(s);
+  }
+}
+
+void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, float* logits,
+                          const ForwardContext& ctx) {
+  const int64_t dim = cfg_.dim;
+  if (n > max_batch()) fail("batch of {} tokens exceeds the maximum of {}", n, max_batch());
+  index_sequences(batch, n, cache);
+  for (int64_t i = 0; i < n; ++i) cache.reserve(batch[i].seq);
+
+  // x (n, dim) = token embeddings
+  for (int64_t i = 0; i < n; ++i)
+    row_to_f32(w_.tok_embeddings.dtype, w_.tok_embeddings.row(batch[i].token),
+               ws_.x.data() + i * dim, dim);
+
+  for (int l = 0; l < static_cast<int>(cfg_.n_layers); ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    // x = x + Attention(RMSNorm(x))
+    for (int64_t i = 0; i < n; ++i)
+      ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, lw.attn_norm, dim,
+                   cfg_.norm_eps);
+    attention_block(cfg_, lw, l, batch, n, ws_, cache, ctx);
+    ops::axpy(ws_.x.data(), 1.0f, ws_.proj.data(), n * dim);
+    // x = x + MoE(RMSNorm(x))
+    for (int64_t i = 0; i < n; ++i)
+      ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, lw.ffn_norm, dim,
+                   cfg_.norm_eps);
+    ffn_block(cfg_, lw, l, n, ws_, ctx);
+    ops::axpy(ws_.x.data(), 1.0f, ws_.proj.data(), n * dim);
+  }
+
+  for (int64_t i = 0; i < n; ++i) cache.set_len(batch[i].seq, batch[i].pos + 1);
+
+  // logits (n_out, vocab) = LM head(RMSNorm(x)) of the entries that asked for them
+  int64_t n_out = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!batch[i].logits) continue;
+    ops::rmsnorm(ws_.xn.data() + n_out * dim, ws_.x.data() + i * dim, w_.output_norm, dim,
+                 cfg_.norm_eps);
+    ++n_out;
+  }
+  if (n_out > 0) ctx.backend.matmul(w_.output, ws_.xn.data(), n_out, logits, ctx.pool);
+}
+
+}  // namespace smoe

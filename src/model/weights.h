@@ -1,0 +1,51 @@
+// Typed weights of a Mistral / Mixtral model, bound once at load and checked against the config:
+// every tensor present, of a supported dtype, of the expected shape. The matrices point into the
+// weight source (mmap'd files); only small tensors (norms) and HF's permuted q/k are copied.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "io/weight_source.h"
+#include "kernels/backend.h"
+#include "model/config.h"
+#include "model/tensor_names.h"
+
+namespace smoe {
+
+struct ExpertWeights {
+  Matrix gate;  // w1: (hidden, dim)
+  Matrix up;    // w3: (hidden, dim)
+  Matrix down;  // w2: (dim, hidden)
+};
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;    // (dim)
+  Matrix wq;                           // (n_heads·head_dim, dim)
+  Matrix wk;                           // (n_kv_heads·head_dim, dim)
+  Matrix wv;                           // (n_kv_heads·head_dim, dim)
+  Matrix wo;                           // (dim, n_heads·head_dim)
+  const float* ffn_norm = nullptr;     // (dim)
+  Matrix router;                       // (n_experts, dim); rows == 0 for a dense layer
+  std::vector<ExpertWeights> experts;  // n_experts, or the single dense FFN
+};
+
+struct ModelWeights {
+  Matrix tok_embeddings;               // (vocab, dim)
+  const float* output_norm = nullptr;  // (dim)
+  Matrix output;                       // (vocab, dim); the embedding when tied
+  std::vector<LayerWeights> layers;
+
+  std::shared_ptr<const WeightSource> source;      // keeps the mapped files alive
+  std::deque<std::vector<float>> owned_f32;        // norms converted to f32
+  std::deque<std::vector<std::byte>> owned_bytes;  // HF q/k rows in interleaved-RoPE order
+};
+
+// Binds and checks every tensor. Errors name the tensor, the source and expected vs actual.
+// With NameScheme::HuggingFace, q and k rows are permuted from rotate-half to interleaved RoPE
+// order (k with the KV head count) so all sources compute identically.
+ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelConfig& cfg,
+                          NameScheme scheme);
+
+}  // namespace smoe

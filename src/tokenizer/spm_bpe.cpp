@@ -1,0 +1,222 @@
+#include "tokenizer/spm_bpe.h"
+
+#include <queue>
+
+#include "core/error.h"
+#include "tokenizer/utf8.h"
+
+namespace smoe {
+namespace {
+
+struct Symbol {
+  int prev, next;
+  uint32_t start, len;  // byte range in the normalised text
+  bool frozen;          // a user-defined piece: never merged
+};
+
+struct Pair {
+  float score;
+  int left, right;
+  uint32_t len;  // joined length when the pair was made (stale if the symbols changed)
+};
+
+struct PairOrder {
+  bool operator()(const Pair& a, const Pair& b) const {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  }
+};
+
+}  // namespace
+
+SpmBpeTokenizer::SpmBpeTokenizer(Vocab v) : v_(std::move(v)) {
+  v_.finalize();
+}
+
+const std::string& SpmBpeTokenizer::piece(int32_t id) const {
+  if (!check_id(id)) fail("token id {} is outside the vocabulary of {}", id, n_vocab());
+  return v_.pieces[id];
+}
+float SpmBpeTokenizer::score(int32_t id) const {
+  return check_id(id) ? v_.scores[id] : 0.0f;
+}
+PieceType SpmBpeTokenizer::type(int32_t id) const {
+  return check_id(id) ? v_.types[id] : PieceType::Unknown;
+}
+
+std::string SpmBpeTokenizer::normalize(std::string_view text, bool at_start) const {
+  std::string s = utf8::sanitize(text);
+  if (v_.remove_extra_whitespaces) {
+    std::string t;
+    for (char c : s)
+      if (c != ' ' || (!t.empty() && t.back() != ' ')) t += c;
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    s = t;
+  }
+  if (s.empty()) return s;
+  if (v_.add_dummy_prefix && at_start) s.insert(s.begin(), ' ');
+  if (!v_.escape_whitespaces) return s;
+  std::string out;
+  out.reserve(s.size() + s.size() / 2);
+  for (char c : s) {
+    if (c == ' ')
+      out += kSpaceSymbol;
+    else
+      out += c;
+  }
+  return out;
+}
+
+void SpmBpeTokenizer::emit_symbol(std::string_view p, std::vector<int32_t>& out) const {
+  if (auto it = v_.mergeable.find(p); it != v_.mergeable.end()) {
+    out.push_back(it->second);
+    return;
+  }
+  if (v_.byte_fallback) {
+    for (unsigned char c : p) out.push_back(v_.byte_ids[c] >= 0 ? v_.byte_ids[c] : v_.unk_id);
+    return;
+  }
+  out.push_back(v_.unk_id);
+}
+
+void SpmBpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>& out) const {
+  std::vector<Symbol> sym;
+  sym.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t len = 0;
+    bool frozen = false;
+    for (const std::string& u : v_.user_defined)
+      if (s.compare(i, u.size(), u) == 0) {
+        len = u.size();
+        frozen = true;
+        break;
+      }
+    if (!len) {
+      len = utf8::valid_char_len(s, i);
+      if (!len) len = 1;
+    }
+    const int k = static_cast<int>(sym.size());
+    sym.push_back({k - 1, k + 1, static_cast<uint32_t>(i), static_cast<uint32_t>(len), frozen});
+    i += len;
+  }
+  if (sym.empty()) return;
+  sym.back().next = -1;
+
+  std::priority_queue<Pair, std::vector<Pair>, PairOrder> agenda;
+  auto try_pair = [&](int l, int r) {
+    if (l < 0 || r < 0 || sym[l].frozen || sym[r].frozen) return;
+    const std::string_view joined = s.substr(sym[l].start, sym[l].len + sym[r].len);
+    auto it = v_.mergeable.find(joined);
+    if (it == v_.mergeable.end()) return;
+    agenda.push({v_.scores[it->second], l, r, static_cast<uint32_t>(joined.size())});
+  };
+  for (size_t i = 0; i + 1 < sym.size(); ++i)
+    try_pair(static_cast<int>(i), static_cast<int>(i + 1));
+
+  while (!agenda.empty()) {
+    const Pair p = agenda.top();
+    agenda.pop();
+    Symbol& l = sym[p.left];
+    // Stale: one side was merged away or grew since the pair was queued.
+    if (l.len == 0 || l.next != p.right || sym[p.right].len == 0 ||
+        l.len + sym[p.right].len != p.len)
+      continue;
+    Symbol& r = sym[p.right];
+    l.len += r.len;
+    l.next = r.next;
+    if (r.next >= 0) sym[r.next].prev = p.left;
+    r.len = 0;
+    try_pair(l.prev, p.left);
+    try_pair(p.left, l.next);
+  }
+  for (int i = 0; i >= 0; i = sym[i].next) {
+    const std::string_view piece = s.substr(sym[i].start, sym[i].len);
+    auto it = v_.mergeable.find(piece);
+    if (it != v_.mergeable.end() && v_.types[it->second] == PieceType::Unused) {
+      // Unused pieces are never emitted: fall back to their characters.
+      for (size_t k = 0; k < piece.size();) {
+        const size_t n = std::max<size_t>(1, utf8::valid_char_len(piece, k));
+        emit_symbol(piece.substr(k, n), out);
+        k += n;
+      }
+      continue;
+    }
+    emit_symbol(piece, out);
+  }
+}
+
+std::vector<int32_t> SpmBpeTokenizer::encode(std::string_view text, const EncodeOptions& o) const {
+  std::vector<int32_t> out;
+  if (o.add_bos && v_.bos_id >= 0) out.push_back(v_.bos_id);
+  if (!o.parse_special || v_.special.empty()) {
+    encode_normalized(normalize(text, true), out);
+    return out;
+  }
+  // Control pieces written in the text become their ids; the text between is encoded normally.
+  size_t seg = 0;
+  bool at_start = true;
+  for (size_t i = 0; i < text.size();) {
+    size_t best = 0;
+    int32_t id = -1;
+    for (const auto& [p, pid] : v_.special)
+      if (p.size() > best && text.compare(i, p.size(), p) == 0) {
+        best = p.size();
+        id = pid;
+      }
+    if (!best) {
+      ++i;
+      continue;
+    }
+    encode_normalized(normalize(text.substr(seg, i - seg), at_start), out);
+    out.push_back(id);
+    at_start = false;
+    i += best;
+    seg = i;
+  }
+  encode_normalized(normalize(text.substr(seg), at_start), out);
+  return out;
+}
+
+std::string SpmBpeTokenizer::token_bytes(int32_t id, bool render_special) const {
+  if (!check_id(id)) return {};
+  const std::string& p = v_.pieces[id];
+  switch (v_.types[id]) {
+    case PieceType::Control:
+      return render_special ? p : std::string();
+    case PieceType::Unknown:
+      return render_special ? p : std::string(" \xE2\x81\x87 ");
+    case PieceType::Byte: {
+      for (int b = 0; b < 256; ++b)
+        if (v_.byte_ids[b] == id) return std::string(1, static_cast<char>(b));
+      return {};
+    }
+    default: {
+      std::string out;
+      for (size_t i = 0; i < p.size();) {
+        if (p.compare(i, kSpaceSymbol.size(), kSpaceSymbol) == 0) {
+          out += ' ';
+          i += kSpaceSymbol.size();
+        } else {
+          out += p[i++];
+        }
+      }
+      return out;
+    }
+  }
+}
+
+std::string SpmBpeTokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptions& o) const {
+  std::string raw;
+  bool first = true;
+  for (int32_t id : ids) {
+    std::string b = token_bytes(id, o.render_special);
+    if (b.empty()) continue;
+    if (first && o.strip_leading_space && v_.add_dummy_prefix && b[0] == ' ' &&
+        v_.types[id] != PieceType::Byte)
+      b.erase(0, 1);
+    first = false;
+    raw += b;
+  }
+  return utf8::sanitize(raw);
+}
+
+}  // namespace smoe

@@ -1,0 +1,46 @@
+#include "smoe/tokenizer.h"
+#include "tokenizer/utf8.h"
+
+namespace smoe {
+
+StreamDecoder::StreamDecoder(std::shared_ptr<const Tokenizer> tok, DecodeOptions opts)
+    : tok_(std::move(tok)), opts_(opts) {}
+
+void StreamDecoder::reset() {
+  pending_.clear();
+  first_ = true;
+}
+
+std::string StreamDecoder::push(int32_t id) {
+  std::string b = tok_->token_bytes(id, opts_.render_special);
+  if (b.empty()) return {};
+  if (first_ && opts_.strip_leading_space && b[0] == ' ' && tok_->type(id) != PieceType::Byte)
+    b.erase(0, 1);
+  first_ = false;
+  pending_ += b;
+  // Emit every complete character; keep a tail that may still become one.
+  std::string out;
+  size_t i = 0;
+  while (i < pending_.size()) {
+    const size_t n = utf8::valid_char_len(pending_, i);
+    if (n) {
+      out.append(pending_, i, n);
+      i += n;
+    } else if (utf8::is_incomplete_prefix(pending_, i)) {
+      break;
+    } else {
+      out += utf8::kReplacement;
+      ++i;
+    }
+  }
+  pending_.erase(0, i);
+  return out;
+}
+
+std::string StreamDecoder::flush() {
+  std::string out = utf8::sanitize(pending_);
+  pending_.clear();
+  return out;
+}
+
+}  // namespace smoe

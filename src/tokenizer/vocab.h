@@ -1,0 +1,46 @@
+// A SentencePiece-style vocabulary: pieces with scores and types, the special ids, and the
+// normalisation flags, whatever file it came from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "smoe/tokenizer.h"
+
+namespace smoe {
+
+inline constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581 '▁'
+
+// Lets the piece maps be searched with string_views (no allocation per lookup).
+struct PieceHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using PieceMap = std::unordered_map<std::string, int32_t, PieceHash, std::equal_to<>>;
+
+struct Vocab {
+  std::vector<std::string> pieces;  // as stored, spaces written as ▁
+  std::vector<float> scores;
+  std::vector<PieceType> types;
+  int32_t unk_id = 0, bos_id = 1, eos_id = 2, pad_id = -1;
+  bool add_dummy_prefix = true;
+  bool remove_extra_whitespaces = false;
+  bool escape_whitespaces = true;
+  bool byte_fallback = true;
+  std::string origin;  // file it came from, for messages
+
+  // Fills the lookup tables below; checks ids and duplicates. Throws smoe::Error.
+  void finalize();
+
+  // Normal, user-defined and unused pieces: the ones BPE merges into.
+  PieceMap mergeable;
+  // Control / unknown pieces by text (for parse_special and rendering).
+  PieceMap special;
+  int32_t byte_ids[256];                  // <0xXX> piece of each byte, -1 when absent
+  std::vector<std::string> user_defined;  // matched literally in the input, longest first
+};
+
+}  // namespace smoe
