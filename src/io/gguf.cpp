@@ -175,8 +175,11 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
   r.read<uint32_t>("magic");
   g->version_ = r.read<uint32_t>("version");
   if (g->version_ == 1) fail("{}: unsupported GGUF version 1 (convert it to version 3)", path);
-  if (g->version_ != 2 && g->version_ != 3)
-    fail("{}: unknown GGUF version {} (smoe reads versions 2 and 3)", path, g->version_);
+  if (g->version_ != 2 && g->version_ != 3) {
+    const bool swapped = g->version_ == 0x02000000u || g->version_ == 0x03000000u;
+    fail("{}: unknown GGUF version {} (smoe reads versions 2 and 3){}", path, g->version_,
+         swapped ? "; this looks like a big-endian GGUF file, which smoe does not read" : "");
+  }
   const uint64_t n_tensors = r.read<uint64_t>("tensor count");
   const uint64_t n_kv = r.read<uint64_t>("metadata count");
   if (n_kv > r.remaining() / 12)
@@ -194,8 +197,9 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
     g->kv_.push_back(std::move(kv));
   }
   if (auto a = g->get_int("general.alignment")) {
-    if (*a <= 0 || *a > (1 << 20) || (*a & (*a - 1)) != 0)
+    if (*a <= 0 || (*a & (*a - 1)) != 0)
       fail("{}: general.alignment {} is not a power of two", path, *a);
+    if (*a > (1 << 20)) fail("{}: general.alignment {} is too large (at most 2^20)", path, *a);
     g->alignment_ = static_cast<uint64_t>(*a);
   }
   g->read_tensor_infos(r, n_tensors);
@@ -278,8 +282,12 @@ namespace {
 std::optional<int64_t> GgufFile::get_int(std::string_view key) const {
   const GgufValue* v = find_kv(key);
   if (!v) return std::nullopt;
-  if (auto* u = std::get_if<uint64_t>(&v->scalar); u && is_int_type(v->type))
+  if (auto* u = std::get_if<uint64_t>(&v->scalar); u && is_int_type(v->type)) {
+    if (*u > static_cast<uint64_t>(INT64_MAX))
+      fail("{}: metadata key '{}' holds {}, too large for a signed 64-bit integer", path(), key,
+           *u);
     return static_cast<int64_t>(*u);
+  }
   if (auto* i = std::get_if<int64_t>(&v->scalar); i && is_int_type(v->type)) return *i;
   if (v->type == GgufType::BOOL) return std::get<bool>(v->scalar) ? 1 : 0;
   wrong_type(path(), key, "an integer", *v);
@@ -290,7 +298,10 @@ std::optional<double> GgufFile::get_float(std::string_view key) const {
   if (!v) return std::nullopt;
   if (v->type == GgufType::FLOAT32 || v->type == GgufType::FLOAT64)
     return std::get<double>(v->scalar);
-  if (is_int_type(v->type)) return static_cast<double>(*get_int(key));
+  if (auto* u = std::get_if<uint64_t>(&v->scalar); u && is_int_type(v->type))
+    return static_cast<double>(*u);
+  if (auto* i = std::get_if<int64_t>(&v->scalar); i && is_int_type(v->type))
+    return static_cast<double>(*i);
   wrong_type(path(), key, "a number", *v);
 }
 

@@ -1,7 +1,9 @@
 #include "io/gguf_writer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -115,9 +117,61 @@ GgufValue scalar(GgufType t, std::variant<uint64_t, int64_t, double, bool, std::
   return v;
 }
 
+bool is_int(GgufType t) {
+  switch (t) {
+    case GgufType::UINT8:
+    case GgufType::INT8:
+    case GgufType::UINT16:
+    case GgufType::INT16:
+    case GgufType::UINT32:
+    case GgufType::INT32:
+    case GgufType::UINT64:
+    case GgufType::INT64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A value the writer can encode: its type is known, a scalar holds the alternative of its kind and
+// an array keeps all its elements in the one vector matching elem_type.
+void check_value(const std::string& key, const GgufValue& v, int depth) {
+  const auto bad = [&](const char* why) {
+    fail("GGUF writer: metadata key '{}' ({}): {}", key, gguf_type_name(v.type), why);
+  };
+  if (static_cast<uint32_t>(v.type) > static_cast<uint32_t>(GgufType::FLOAT64))
+    bad("unknown value type");
+  if (v.type != GgufType::ARRAY) {
+    const auto& s = v.scalar;
+    const bool ok = is_int(v.type)
+                        ? std::holds_alternative<uint64_t>(s) || std::holds_alternative<int64_t>(s)
+                    : v.type == GgufType::FLOAT32 || v.type == GgufType::FLOAT64
+                        ? std::holds_alternative<double>(s)
+                    : v.type == GgufType::BOOL ? std::holds_alternative<bool>(s)
+                                               : std::holds_alternative<std::string>(s);
+    if (!ok) bad("the scalar does not hold a value of this type");
+    return;
+  }
+  if (depth >= 8) bad("arrays nest too deeply");
+  const GgufType e = v.elem_type;
+  if (static_cast<uint32_t>(e) > static_cast<uint32_t>(GgufType::FLOAT64))
+    bad("unknown array element type");
+  const size_t in_kind = is_int(e)                                          ? v.ints.size()
+                         : e == GgufType::FLOAT32 || e == GgufType::FLOAT64 ? v.floats.size()
+                         : e == GgufType::BOOL                              ? v.bools.size()
+                         : e == GgufType::STRING                            ? v.strings.size()
+                                                                            : v.arrays.size();
+  if (in_kind != v.array_size()) bad("array elements are stored in the wrong vector");
+  for (const GgufValue& a : v.arrays) {
+    if (a.type != GgufType::ARRAY) bad("a nested element is not an array");
+    check_value(key, a, depth + 1);
+  }
+}
+
 }  // namespace
 
 void GgufWriter::set_value(const std::string& key, const GgufValue& v) {
+  check_value(key, v, 0);
   for (GgufKV& kv : kv_)
     if (kv.key == key) {
       kv.value = v;
@@ -172,9 +226,13 @@ void GgufWriter::set_i32_array(const std::string& k, const std::vector<int32_t>&
 void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                             const void* data, size_t nbytes) {
   if (shape.empty() || shape.size() > 4)
-    fail("GGUF writer: tensor '{}' needs 1..4 dimensions", name);
+    fail("GGUF writer: tensor '{}' needs 1..4 dimensions, has shape {}", name, shape_string(shape));
   int64_t numel = 1;
-  for (int64_t d : shape) numel *= d;
+  for (int64_t d : shape) {
+    if (d <= 0 || d > (int64_t{1} << 40) || numel > (int64_t{1} << 50) / d)
+      fail("GGUF writer: tensor '{}' has an invalid shape {}", name, shape_string(shape));
+    numel *= d;
+  }
   const auto want = dtype_bytes(dtype, numel);
   if (!want || *want != nbytes || !dtype_bytes(dtype, shape.back()))
     fail("GGUF writer: tensor '{}' of shape {} and type {} cannot hold {} bytes", name,
@@ -189,7 +247,7 @@ void GgufWriter::write(const std::string& path) const {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) fail("cannot write '{}'", tmp);
+    if (!f) fail("cannot write '{}': {}", tmp, std::strerror(errno));
     Out o(f);
     o.put_bytes("GGUF", 4);
     o.put<uint32_t>(3);
@@ -223,11 +281,20 @@ void GgufWriter::write(const std::string& path) const {
       o.pad();
     }
     f.flush();
-    if (!f) fail("failed writing '{}' (disk full?)", tmp);
+    f.close();
+    if (!f) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      fail("failed writing '{}' (disk full?)", tmp);
+    }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) fail("cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    fail("cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+  }
 }
 
 }  // namespace smoe

@@ -35,11 +35,18 @@ std::unique_ptr<Llama2cSource> Llama2cSource::open(const std::string& path,
                             hd.seq_len * hs / 2};
   int64_t total = 0;
   for (int64_t c : counts) total += c;
-  const uint64_t want =
-      28 + 4 * static_cast<uint64_t>(total + (hd.shared_classifier ? 0 : vocab * dim));
-  if (f.size() != want)
-    fail("{}: a llama2.c checkpoint with this header needs {} bytes, the file has {}", path, want,
-         f.size());
+  const uint64_t shared_bytes = 28 + 4 * static_cast<uint64_t>(total);
+  const uint64_t want = shared_bytes + (hd.shared_classifier ? 0 : 4 * uint64_t(vocab * dim));
+  if (f.size() != want) {
+    const uint64_t other = hd.shared_classifier ? want + 4 * uint64_t(vocab * dim) : shared_bytes;
+    fail(
+        "{}: size mismatch: a llama2.c checkpoint with this header ({} classifier) needs {} bytes, "
+        "the file has {}{}",
+        path, hd.shared_classifier ? "shared" : "separate", want, f.size(),
+        f.size() == other ? " (it would fit the other classifier layout: is the sign of vocab_size "
+                            "wrong?)"
+                          : "");
+  }
   const std::byte* p = f.data() + 28;
   std::vector<const std::byte*> at;
   for (int64_t c : counts) {
@@ -75,8 +82,10 @@ std::unique_ptr<Llama2cSource> Llama2cSource::open(const std::string& path,
 }
 
 std::string Llama2cSource::description() const {
-  return fmt::format("llama2.c checkpoint {} ({} layers, dim {}, vocab {})", file_->path(),
-                     header_.n_layers, header_.dim, header_.vocab_size);
+  return fmt::format("llama2.c checkpoint {} ({} layers, dim {}, vocab {}, {} classifier)",
+                     file_->path(), header_.n_layers, header_.dim,
+                     header_.vocab_size < 0 ? -int64_t{header_.vocab_size} : header_.vocab_size,
+                     header_.shared_classifier ? "shared" : "separate");
 }
 
 }  // namespace smoe

@@ -12,57 +12,69 @@
 #include "core/error.h"
 
 namespace smoe {
+namespace {
+
+// Closes the descriptor on every path out of open().
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// A 64-byte aligned buffer of at least `size` bytes (size > 0).
+std::byte* alloc_aligned(size_t size, const std::string& what) {
+  void* p = std::aligned_alloc(64, (size + 63) / 64 * 64);
+  if (!p) fail("cannot allocate {} bytes to load '{}'", size, what);
+  return static_cast<std::byte*>(p);
+}
+
+}  // namespace
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, const LoadOptions& opts) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open '{}': {}", path, std::strerror(errno));
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is rejected below).
+  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+  if (fd.fd < 0) fail("cannot open '{}': {}", path, std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    fail("cannot stat '{}': {}", path, std::strerror(e));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    fail("'{}' is a directory, not a file", path);
-  }
+  if (::fstat(fd.fd, &st) != 0) fail("cannot stat '{}': {}", path, std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) fail("'{}' is a directory, not a file", path);
+  if (!S_ISREG(st.st_mode)) fail("'{}' is not a regular file", path);
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ == 0) {
-    ::close(fd);
-    return f;
-  }
+  if (f->size_ == 0) return f;  // empty: data() stays nullptr
   if (opts.use_mmap) {
-    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int e = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) fail("cannot map '{}': {}", path, std::strerror(e));
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd.fd, 0);
+    if (p == MAP_FAILED) fail("cannot map '{}': {}", path, std::strerror(errno));
     f->data_ = static_cast<const std::byte*>(p);
     f->mmapped_ = true;
   } else {
-    void* p = std::aligned_alloc(64, (f->size_ + 63) / 64 * 64);
-    if (!p) {
-      ::close(fd);
-      fail("cannot allocate {} bytes to load '{}'", f->size_, path);
-    }
+    std::byte* p = alloc_aligned(f->size_, path);
+    f->data_ = p;  // owned from here on: the destructor frees it if reading fails
     size_t done = 0;
     while (done < f->size_) {
-      const ssize_t r =
-          ::pread(fd, static_cast<char*>(p) + done, f->size_ - done, static_cast<off_t>(done));
-      if (r <= 0) {
-        const int e = errno;
-        std::free(p);
-        ::close(fd);
+      const ssize_t r = ::pread(fd.fd, p + done, f->size_ - done, static_cast<off_t>(done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0)
         fail("cannot read '{}' (at byte {} of {}): {}", path, done, f->size_,
-             r == 0 ? "unexpected end of file" : std::strerror(e));
-      }
+             r == 0 ? "unexpected end of file" : std::strerror(errno));
       done += static_cast<size_t>(r);
     }
-    ::close(fd);
-    f->data_ = static_cast<const std::byte*>(p);
   }
+  // Locking is best effort (RLIMIT_MEMLOCK is often small): without it the pages may be evicted.
   if (opts.mlock) f->locked_ = ::mlock(f->data_, f->size_) == 0;
+  return f;
+}
+
+std::shared_ptr<MappedFile> MappedFile::from_bytes(const std::string& name, const void* data,
+                                                   size_t size) {
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = name;
+  f->size_ = size;
+  if (size == 0) return f;
+  std::byte* p = alloc_aligned(size, name);
+  std::memcpy(p, data, size);
+  f->data_ = p;
   return f;
 }
 

@@ -17,6 +17,10 @@ class MappedFile {
  public:
   // Throws smoe::Error naming the path on any failure (missing, a directory, unreadable).
   static std::shared_ptr<MappedFile> open(const std::string& path, const LoadOptions& opts = {});
+  // A copy of `size` bytes already in memory (64-byte aligned), e.g. for tests and fuzzing. `name`
+  // stands in for the path in error messages.
+  static std::shared_ptr<MappedFile> from_bytes(const std::string& name, const void* data,
+                                                size_t size);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -25,6 +29,7 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
   bool is_mmapped() const { return mmapped_; }
+  bool is_locked() const { return locked_; }  // mlock was asked for and succeeded
 
  private:
   MappedFile() = default;

@@ -24,16 +24,20 @@ class SafetensorsSource : public WeightSource {
   // consolidated.safetensors, else every *.safetensors file. Error if none.
   static std::unique_ptr<SafetensorsSource> open_dir(const std::string& dir,
                                                      const LoadOptions& opts = {});
+  // One file whose bytes are already loaded (e.g. MappedFile::from_bytes); for tests and fuzzing.
+  static std::unique_ptr<SafetensorsSource> parse(std::shared_ptr<MappedFile> file);
   std::string description() const override;
 
  private:
   SafetensorsSource() = default;
-  void add_file(const std::string& path, const LoadOptions& opts);
+  void add_file(std::shared_ptr<MappedFile> file);
   std::string desc_;
   std::vector<std::shared_ptr<MappedFile>> files_;
 };
 
-// Writes one safetensors file (tests and tools). Tensors are written in the given order.
+// Writes one safetensors file (tests and tools). Tensors are written in the given order; each
+// entry's bytes must match its dtype and shape. The header is padded with spaces to a multiple
+// of 8.
 struct SafetensorsEntry {
   std::string name;
   DType dtype;  // F32, F16 or BF16 (and I32/I64/...)

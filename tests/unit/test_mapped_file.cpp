@@ -1,0 +1,81 @@
+// MappedFile: mmap and read-into-memory give the same bytes; empty files, mlock, and the errors for
+// missing files, folders and special files.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "io/mapped_file.h"
+#include "io_test_util.h"
+
+namespace smoe {
+namespace {
+
+using namespace smoe::testing;
+
+TEST(MappedFile, MmapAndReadGiveTheSameBytes) {
+  TempDir d;
+  Bytes b(10000);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(i * 31 + 7);
+  write_all(d / "f.bin", b);
+  for (bool mmap : {true, false}) {
+    for (bool lock : {false, true}) {
+      auto f = MappedFile::open(d / "f.bin", {mmap, lock});  // mlock failing is not an error
+      EXPECT_EQ(f->path(), d / "f.bin");
+      EXPECT_EQ(f->is_mmapped(), mmap);
+      if (!lock) {
+        EXPECT_FALSE(f->is_locked());
+      }
+      ASSERT_EQ(f->size(), b.size());
+      EXPECT_EQ(std::memcmp(f->data(), b.data(), b.size()), 0);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(f->data()) % 64, 0u);
+    }
+  }
+}
+
+TEST(MappedFile, EmptyFileIsAllowed) {
+  TempDir d;
+  write_all(d / "empty", {});
+  for (bool mmap : {true, false}) {
+    auto f = MappedFile::open(d / "empty", {mmap, true});
+    EXPECT_EQ(f->size(), 0u);
+    EXPECT_EQ(f->data(), nullptr);
+  }
+  auto m = MappedFile::from_bytes("mem", nullptr, 0);
+  EXPECT_EQ(m->size(), 0u);
+}
+
+TEST(MappedFile, FromBytesCopies) {
+  Bytes b = {1, 2, 3};
+  auto f = MappedFile::from_bytes("name", b.data(), b.size());
+  b[0] = 9;
+  EXPECT_EQ(f->path(), "name");
+  EXPECT_FALSE(f->is_mmapped());
+  ASSERT_EQ(f->size(), 3u);
+  EXPECT_EQ(std::to_integer<int>(f->data()[0]), 1);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f->data()) % 64, 0u);
+}
+
+TEST(MappedFile, ErrorsNameThePath) {
+  TempDir d;
+  for (bool mmap : {true, false}) {
+    EXPECT_EQ(error_of([&] {
+                MappedFile::open(d / "missing", {mmap, false});
+              }),
+              fmt::format("cannot open '{}': No such file or directory", d / "missing"));
+    EXPECT_EQ(error_of([&] {
+                MappedFile::open(d.path.string(), {mmap, false});
+              }),
+              fmt::format("'{}' is a directory, not a file", d.path.string()));
+  }
+  // A FIFO would block a plain open() until a writer came; it is refused at once.
+  ASSERT_EQ(::mkfifo((d / "fifo").c_str(), 0600), 0);
+  EXPECT_EQ(error_of([&] { MappedFile::open(d / "fifo"); }),
+            fmt::format("'{}' is not a regular file", d / "fifo"));
+  if (::geteuid() != 0) {  // root reads anything
+    write_all(d / "secret", {1});
+    ::chmod((d / "secret").c_str(), 0);
+    EXPECT_TRUE(contains(error_of([&] { MappedFile::open(d / "secret"); }), "Permission denied"));
+  }
+}
+
+}  // namespace
+}  // namespace smoe
