@@ -114,7 +114,7 @@ Bytes small_gguf() {
 TEST(IoFuzz, GgufMutationsNeverCrash) {
   const Bytes good = small_gguf();
   ASSERT_GT(good.size(), 300u);
-  fuzz(good, 20000, 1, [](std::shared_ptr<MappedFile> f) { return GgufFile::parse(std::move(f)); });
+  fuzz(good, 10000, 1, [](std::shared_ptr<MappedFile> f) { return GgufFile::parse(std::move(f)); });
 }
 
 TEST(IoFuzz, SafetensorsMutationsNeverCrash) {
@@ -123,7 +123,7 @@ TEST(IoFuzz, SafetensorsMutationsNeverCrash) {
                                           {"b", DType::F16, {3}, Bytes(6, 2)},
                                           {"c.weight", DType::BF16, {1, 2}, Bytes(4, 3)}});
   const Bytes good = read_all(d / "f.safetensors");
-  fuzz(good, 20000, 2,
+  fuzz(good, 10000, 2,
        [](std::shared_ptr<MappedFile> f) { return SafetensorsSource::parse(std::move(f)); });
 }
 
