@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -58,6 +59,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, const Load
              r == 0 ? "unexpected end of file" : std::strerror(e));
       }
       done += static_cast<size_t>(r);
+      if (opts.progress) opts.progress(done, f->size_);
     }
     ::close(fd);
     f->data_ = static_cast<const std::byte*>(p);
