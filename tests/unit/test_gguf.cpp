@@ -15,7 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string tmp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("smoe_test_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (fs::temp_directory_path() / ("smoe_test_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 std::vector<uint8_t> read_all(const std::string& p) {
@@ -113,8 +114,9 @@ TEST(Gguf, WrongKindOfValueIsNamed) {
     g->get_int("general.architecture");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'general.architecture' should be an integer, but is string"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("'general.architecture' should be an integer, but is string"),
+        std::string::npos)
         << e.what();
   }
   std::remove(p.c_str());
@@ -145,7 +147,8 @@ TEST(Gguf, EveryTruncationIsACleanError) {
   for (size_t n = 0; n < bytes.size(); ++n) {
     write_all(q, std::vector<uint8_t>(bytes.begin(), bytes.begin() + n));
     const std::string e = error_of(q);
-    ASSERT_FALSE(e.empty()) << "a file cut at " << n << " of " << bytes.size() << " bytes was accepted";
+    ASSERT_FALSE(e.empty()) << "a file cut at " << n << " of " << bytes.size()
+                            << " bytes was accepted";
   }
   std::remove(p.c_str());
   std::remove(q.c_str());

@@ -37,7 +37,8 @@ std::vector<uint8_t> mutate(std::vector<uint8_t> b, std::mt19937_64& rng) {
       b.resize(at);
       break;
     case 2:  // insert
-      b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), 1 + rng() % 16, static_cast<uint8_t>(rng()));
+      b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), 1 + rng() % 16,
+               static_cast<uint8_t>(rng()));
       break;
     case 3:  // overwrite a u64 with something large
       if (at + 8 <= b.size()) {
@@ -81,14 +82,17 @@ TEST(IoFuzz, GgufMutationsNeverCrash) {
   std::vector<float> t(64, 0.25f);
   w.add_tensor("x", DType::F32, {4, 16}, t.data(), t.size() * 4);
   w.add_tensor("y", DType::Q8_0, {32}, t.data(), 34);
-  const std::string p = (fs::temp_directory_path() / ("smoe_fuzz_" + std::to_string(::getpid()) + ".gguf")).string();
+  const std::string p =
+      (fs::temp_directory_path() / ("smoe_fuzz_" + std::to_string(::getpid()) + ".gguf")).string();
   w.write(p);
   fuzz(p, 3000, 1, [](const std::string& f) { GgufFile::open(f); });
   fs::remove(p);
 }
 
 TEST(IoFuzz, SafetensorsMutationsNeverCrash) {
-  const std::string p = (fs::temp_directory_path() / ("smoe_fuzz_" + std::to_string(::getpid()) + ".safetensors")).string();
+  const std::string p =
+      (fs::temp_directory_path() / ("smoe_fuzz_" + std::to_string(::getpid()) + ".safetensors"))
+          .string();
   write_safetensors(p, {{"a", DType::F32, {2, 2}, std::vector<uint8_t>(16, 1)},
                         {"b", DType::F16, {3}, std::vector<uint8_t>(6, 2)}});
   fuzz(p, 3000, 2, [](const std::string& f) { SafetensorsSource::open_file(f); });

@@ -16,8 +16,8 @@ namespace fs = std::filesystem;
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("smoe_st_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter()++));
+    path = fs::temp_directory_path() /
+           ("smoe_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -48,10 +48,9 @@ std::string error_of(F f) {
 
 TEST(Safetensors, RoundTrip) {
   TempDir d;
-  const std::vector<SafetensorsEntry> ts = {entry("a", DType::F32, {2, 3}),
-                                            entry("b.weight", DType::BF16, {5}),
-                                            entry("c", DType::F16, {1, 1, 4}),
-                                            entry("i", DType::I32, {2})};
+  const std::vector<SafetensorsEntry> ts = {
+      entry("a", DType::F32, {2, 3}), entry("b.weight", DType::BF16, {5}),
+      entry("c", DType::F16, {1, 1, 4}), entry("i", DType::I32, {2})};
   write_safetensors(d / "model.safetensors", ts);
   auto s = SafetensorsSource::open_dir(d.path.string());
   ASSERT_EQ(s->tensors().size(), 4u);
@@ -82,7 +81,8 @@ TEST(Safetensors, ShardedFolderWithIndex) {
       << R"({"weight_map": {"x": "model-00002-of-00002.safetensors", "y": "model-00002-of-00002.safetensors"}})";
   EXPECT_NE(error_of([&] { SafetensorsSource::open_dir(d.path.string()); }).find("'x' is listed"),
             std::string::npos);
-  std::ofstream(d / "model.safetensors.index.json") << R"({"weight_map": {"x": "../evil.safetensors"}})";
+  std::ofstream(d / "model.safetensors.index.json")
+      << R"({"weight_map": {"x": "../evil.safetensors"}})";
   EXPECT_NE(error_of([&] { SafetensorsSource::open_dir(d.path.string()); }).find("plain file name"),
             std::string::npos);
 }
@@ -103,16 +103,19 @@ TEST(Safetensors, MalformedFilesAreNamed) {
   const std::string bad_dtype = R"({"t": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}})";
   write_raw(bad_dtype.size(), bad_dtype, 4);
   EXPECT_NE(err().find("'t' has unsupported dtype"), std::string::npos);
-  const std::string out_of_range = R"({"t": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})";
+  const std::string out_of_range =
+      R"({"t": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})";
   write_raw(out_of_range.size(), out_of_range, 8);
   EXPECT_NE(err().find("outside"), std::string::npos);
-  const std::string wrong_size = R"({"t": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}})";
+  const std::string wrong_size =
+      R"({"t": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}})";
   write_raw(wrong_size.size(), wrong_size, 16);
   EXPECT_NE(err().find("needs 12 bytes"), std::string::npos);
   EXPECT_NE(error_of([&] { SafetensorsSource::open_dir(d / "nothing"); }).size(), 0u);
   TempDir empty;
-  EXPECT_NE(error_of([&] { SafetensorsSource::open_dir(empty.path.string()); }).find("no .safetensors"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { SafetensorsSource::open_dir(empty.path.string()); }).find("no .safetensors"),
+      std::string::npos);
 }
 
 TEST(Llama2c, RealStories260K) {
