@@ -221,6 +221,34 @@ TEST(Gguf, WriterRejectsInconsistentTensors) {
   EXPECT_THROW(w.add_tensor("x", DType::F32, {3}, ok.data(), ok.size()), Error);
 }
 
+// Resident memory of this process in KiB (Linux).
+long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+TEST(Gguf, OpeningDoesNotCopyTheWeights) {
+  const std::string p = tmp_path("big.gguf");
+  {
+    GgufWriter w;
+    std::vector<uint8_t> big(size_t{128} << 20, 0x3c);  // 128 MiB of f16 weights
+    w.add_tensor("big.weight", DType::F16, {8192, 8192}, big.data(), big.size());
+    w.write(p);
+  }
+  const long before = rss_kib();
+  auto g = GgufFile::open(p);
+  const long after = rss_kib();
+  ASSERT_NE(g->find("big.weight"), nullptr);
+  EXPECT_LT(after - before, 16 * 1024)
+      << "opening a 128 MiB GGUF made " << (after - before) << " KiB resident";
+  // Touching the pages brings them in: the view really is the file.
+  EXPECT_EQ(std::to_integer<int>(g->find("big.weight")->data[(size_t{128} << 20) - 1]), 0x3c);
+  std::remove(p.c_str());
+}
+
 TEST(MappedFile, MissingFileAndDirectoryAreClearErrors) {
   EXPECT_NE(error_of("/nonexistent/model.gguf").find("cannot open '/nonexistent/model.gguf'"),
             std::string::npos);
