@@ -85,5 +85,32 @@ TEST(QuantDot, SimdEqualsScalarIntegerDot) {
   }
 }
 
+// The four-row kernels equal four single-row dots.
+TEST(QuantDot, FourRowsAtOnceEqualOneAtATime) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  const int64_t n = 1024, nb = n / 32;
+  std::vector<float> wf(n), x(4 * n);
+  for (float& v : wf) v = nd(rng);
+  for (float& v : x) v = nd(rng);
+  std::vector<cpu::ActQ8> a(4 * nb);
+  for (int j = 0; j < 4; ++j) cpu::quantize_act_q8(x.data() + j * n, a.data() + j * nb, n);
+  std::vector<const cpu::QuantKernels*> ks = {&cpu::quant_kernels_scalar()};
+  if (cpu::detect_isa() >= cpu::Isa::Avx2) ks.push_back(&cpu::quant_kernels_avx2());
+  if (cpu::has_avx512_vnni()) ks.push_back(&cpu::quant_kernels_avx512());
+  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    std::vector<std::byte> wq(*dtype_bytes(t, n));
+    quant::quantize_row(t, wf.data(), wq.data(), n);
+    for (const cpu::QuantKernels* k : ks) {
+      float out[4];
+      k->x4_for_dtype(t)(wq.data(), a.data(), nb, n, out);
+      for (int j = 0; j < 4; ++j) {
+        const float one = k->for_dtype(t)(wq.data(), a.data() + j * nb, n);
+        EXPECT_NEAR(out[j], one, 1e-4 * std::fabs(one) + 1e-4) << k->isa << " " << dtype_name(t);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace smoe

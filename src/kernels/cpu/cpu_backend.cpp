@@ -23,10 +23,17 @@ void CpuBackend::matmul_integer(const Matrix& w, cpu::QuantDotFn dot, const floa
     for (int64_t i = b; i < e; ++i)
       cpu::quantize_act_q8(x + i * w.cols, act_.data() + i * nb, w.cols);
   });
+  const cpu::QuantDot4Fn dot4 = q_.x4_for_dtype(w.dtype);
   pool.parallel_for(w.rows, [&](int, int64_t r0, int64_t r1) {
+    float out[4];
     for (int64_t r = r0; r < r1; ++r) {
       const std::byte* wr = w.row(r);
-      for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = dot(wr, act_.data() + i * nb, w.cols);
+      int64_t i = 0;
+      for (; dot4 && i + 4 <= n; i += 4) {  // four tokens per pass over the weight row
+        dot4(wr, act_.data() + i * nb, nb, w.cols, out);
+        for (int j = 0; j < 4; ++j) y[(i + j) * w.rows + r] = out[j];
+      }
+      for (; i < n; ++i) y[i * w.rows + r] = dot(wr, act_.data() + i * nb, w.cols);
     }
   });
 }

@@ -23,12 +23,21 @@ void quantize_act_q8(const float* x, ActQ8* out, int64_t n);
 // sum over the row of w·x for one weight row of n values against quantized activations.
 using QuantDotFn = float (*)(const void* w, const ActQ8* x, int64_t n);
 
+// The same for four activation rows at once (x, x + stride, ...): each weight block is unpacked
+// once for the four. out[j] = row · x_j.
+using QuantDot4Fn = void (*)(const void* w, const ActQ8* x, int64_t stride, int64_t n, float* out);
+
 struct QuantKernels {
   const char* isa;
   QuantDotFn q4_0;
   QuantDotFn q8_0;
+  QuantDot4Fn q4_0_x4;
+  QuantDot4Fn q8_0_x4;
   QuantDotFn for_dtype(DType t) const {
     return t == DType::Q4_0 ? q4_0 : t == DType::Q8_0 ? q8_0 : nullptr;
+  }
+  QuantDot4Fn x4_for_dtype(DType t) const {
+    return t == DType::Q4_0 ? q4_0_x4 : t == DType::Q8_0 ? q8_0_x4 : nullptr;
   }
 };
 

@@ -34,6 +34,14 @@ float dot_q8_0(const void* w, const ActQ8* x, int64_t n) {
   return s;
 }
 
+void dot4_q4_0(const void* w, const ActQ8* x, int64_t stride, int64_t n, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = dot_q4_0(w, x + j * stride, n);
+}
+
+void dot4_q8_0(const void* w, const ActQ8* x, int64_t stride, int64_t n, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = dot_q8_0(w, x + j * stride, n);
+}
+
 }  // namespace
 
 void quantize_act_q8(const float* x, ActQ8* out, int64_t n) {
@@ -53,7 +61,7 @@ void quantize_act_q8(const float* x, ActQ8* out, int64_t n) {
 }
 
 const QuantKernels& quant_kernels_scalar() {
-  static const QuantKernels k{"scalar", dot_q4_0, dot_q8_0};
+  static const QuantKernels k{"scalar", dot_q4_0, dot_q8_0, dot4_q4_0, dot4_q8_0};
   return k;
 }
 

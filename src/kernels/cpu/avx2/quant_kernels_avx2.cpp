@@ -49,10 +49,41 @@ float dot_q8_0(const void* w, const ActQ8* x, int64_t n) {
   return hsum(acc);
 }
 
+// Four activation rows share each unpacked weight block.
+template <bool kQ4>
+void dot4(const void* w, const ActQ8* x, int64_t stride, int64_t n, float* out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  const __m256i low = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8);
+  for (int64_t i = 0; i < n / 32; ++i) {
+    __m256i wq;
+    float dw;
+    if constexpr (kQ4) {
+      const auto& b = static_cast<const quant::BlockQ4_0*>(w)[i];
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+      wq = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low), eight);
+      dw = _cvtsh_ss(b.d);
+    } else {
+      const auto& b = static_cast<const quant::BlockQ8_0*>(w)[i];
+      wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+      dw = _cvtsh_ss(b.d);
+    }
+    const __m256i uw = _mm256_sign_epi8(wq, wq);
+    for (int j = 0; j < 4; ++j) {
+      const ActQ8& a = x[j * stride + i];
+      const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(uw, _mm256_sign_epi8(aq, wq)),
+                                          _mm256_set1_epi16(1));
+      acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a.d), _mm256_cvtepi32_ps(p), acc[j]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) out[j] = hsum(acc[j]);
+}
+
 }  // namespace
 
 const QuantKernels& quant_kernels_avx2() {
-  static const QuantKernels k{"avx2", dot_q4_0, dot_q8_0};
+  static const QuantKernels k{"avx2", dot_q4_0, dot_q8_0, dot4<true>, dot4<false>};
   return k;
 }
 

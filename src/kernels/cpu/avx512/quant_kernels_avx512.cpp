@@ -58,10 +58,42 @@ float dot_q8_0(const void* w, const ActQ8* x, int64_t n) {
   return s;
 }
 
+// Four activation rows share each unpacked weight block. Weights as unsigned bytes (Q4_0: q,
+// Q8_0: q + 128), corrected with each activation block's sum.
+template <bool kQ4>
+void dot4(const void* w, const ActQ8* x, int64_t stride, int64_t n, float* out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  const __m256i low = _mm256_set1_epi8(0xF), bias = _mm256_set1_epi8(static_cast<char>(0x80));
+  const int32_t offset = kQ4 ? 8 : 128;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    __m256i wu;
+    float dw;
+    if constexpr (kQ4) {
+      const auto& b = static_cast<const quant::BlockQ4_0*>(w)[i];
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+      wu = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low);
+      dw = _cvtsh_ss(b.d);
+    } else {
+      const auto& b = static_cast<const quant::BlockQ8_0*>(w)[i];
+      wu = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)), bias);
+      dw = _cvtsh_ss(b.d);
+    }
+    for (int j = 0; j < 4; ++j) {
+      const ActQ8& a = x[j * stride + i];
+      const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, aq);
+      p = _mm256_sub_epi32(p, _mm256_setr_epi32(offset * a.sum, 0, 0, 0, 0, 0, 0, 0));
+      acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a.d), _mm256_cvtepi32_ps(p), acc[j]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) out[j] = hsum(acc[j]);
+}
+
 }  // namespace
 
 const QuantKernels& quant_kernels_avx512() {
-  static const QuantKernels k{"avx512", dot_q4_0, dot_q8_0};
+  static const QuantKernels k{"avx512", dot_q4_0, dot_q8_0, dot4<true>, dot4<false>};
   return k;
 }
 
