@@ -3,17 +3,11 @@
 
 #include "core/fp16.h"
 #include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/simd_sum.h"
 #include "quant/blocks.h"
 
 namespace smoe::cpu {
 namespace {
-
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // int32 lanes of Σ a·b for 32 signed bytes a (as |a| with b's sign moved over) and b.
 __m256i dot_i8(__m256i a, __m256i b) {
