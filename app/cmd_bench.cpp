@@ -23,6 +23,7 @@ struct BenchFlags {
   int seqs = 1;
   bool json = false;
   bool bandwidth = false;
+  std::string tokenize_file;
   uint64_t seed = 1234;
 };
 
@@ -48,6 +49,24 @@ double seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Encoding speed of the tokenizer on a text file: best of the repetitions.
+int bench_tokenizer(const BenchFlags& f) {
+  const std::string path = f.model.tokenizer.empty() ? f.model.model : f.model.tokenizer;
+  if (path.empty()) throw std::runtime_error("bench --tokenize needs -m MODEL or --tokenizer FILE");
+  auto tok = Tokenizer::load(path);
+  const std::string text = read_text_file(f.tokenize_file);
+  double best = 1e30;
+  size_t n = 0;
+  for (int r = 0; r < std::max(1, f.reps); ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    n = tok->encode(text, {.add_bos = false}).size();
+    best = std::min(best, seconds(t0));
+  }
+  std::printf("tokenizer: %zu bytes -> %zu tokens in %.3f s: %.2f MB/s, %.0f tokens/s\n",
+              text.size(), n, best, text.size() / best / 1e6, n / best);
+  return 0;
+}
+
 // One timed run: pre-fill `pp` tokens, or generate `tg` tokens one step at a time, in `seqs`
 // sequences at once. Returns tokens/s.
 double run_once(Context& ctx, int pp, int tg, int seqs, std::mt19937_64& rng) {
@@ -70,6 +89,7 @@ double run_once(Context& ctx, int pp, int tg, int seqs, std::mt19937_64& rng) {
 }
 
 int run_bench(const BenchFlags& f) {
+  if (!f.tokenize_file.empty()) return bench_tokenizer(f);
   if (f.bandwidth) {
     const int t = f.threads > 0 ? f.threads : default_thread_count();
     std::printf("read bandwidth: %.1f GB/s (%d threads)\n", measure_read_bandwidth(t), t);
@@ -161,6 +181,8 @@ void add_bench_command(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed of the random token ids")->capture_default_str();
   cmd->add_flag("--json", f->json, "print a JSON array (llama-bench keys)");
+  cmd->add_option("--tokenize", f->tokenize_file,
+                  "measure the tokenizer's encoding speed on this text");
   cmd->add_flag("--bandwidth", f->bandwidth,
                 "measure memory read bandwidth and decode's share of the roofline");
   cmd->callback([&run, f] { run = [f] { return run_bench(*f); }; });

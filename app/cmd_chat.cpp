@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "log.h"
 #include "smoe/chat.h"
 
 namespace smoe::app {
@@ -51,6 +52,7 @@ int run_chat(ChatFlags& f) {
   auto tok = model->tokenizer();
   if (!tok) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
   Session session(model, f.ctx.options);
+  log_model(*model, session.context());
   const bool tty = isatty(fileno(stdin));
   struct sigaction sa {};
   sa.sa_handler = on_sigint;

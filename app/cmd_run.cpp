@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "log.h"
 #include "smoe/chat.h"
 
 namespace smoe::app {
@@ -82,6 +83,7 @@ int run_run(RunFlags& f) {
   msgs.push_back({"user", f.prompt});
   const std::vector<int32_t> prompt = f.chat ? encode_chat(*tok, msgs) : tok->encode(f.prompt, eo);
   Session session(model, f.ctx.options);
+  log_model(*model, session.context());
   f.sampling.params.echo_prompt = !f.chat;
   const GenerateStats st = session.generate(prompt, f.sampling.params, [&](const TokenEvent& e) {
     std::fwrite(e.text.data(), 1, e.text.size(), stdout);

@@ -1,5 +1,8 @@
 #include "common.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -26,6 +29,20 @@ ModelOptions ModelFlags::options() const {
   o.tokenizer_path = tokenizer;
   o.use_mmap = !no_mmap;
   o.mlock = mlock;
+  // Reading weights into memory can take a while: show it on a terminal.
+  if (no_mmap && isatty(fileno(stderr))) {
+    o.progress = [start = std::chrono::steady_clock::now()](uint64_t done, uint64_t total) {
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double eta =
+          done ? s * static_cast<double>(total - done) / static_cast<double>(done) : 0;
+      const int filled = total ? static_cast<int>(30 * done / total) : 30;
+      std::fprintf(stderr, "\rloading [%s%s] %s / %s, ETA %.0fs   ",
+                   std::string(filled, '#').c_str(), std::string(30 - filled, '.').c_str(),
+                   human_bytes(done).c_str(), human_bytes(total).c_str(), eta);
+      if (done == total) std::fputc('\n', stderr);
+    };
+  }
   return o;
 }
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "common.h"
+#include "log.h"
 
 namespace smoe::app {
 
@@ -57,12 +58,12 @@ void ContextFlags::add(CLI::App* cmd) {
 }
 
 void print_stats(const GenerateStats& st) {
-  std::fprintf(stderr,
-               "\n[prompt: %lld tokens, %.1f tok/s | generated: %lld tokens, %.1f tok/s | first "
-               "token after %.0f ms | stop: %s]\n",
-               static_cast<long long>(st.n_prompt), st.prompt_tps(),
-               static_cast<long long>(st.n_generated), st.gen_tps(), st.first_token_seconds * 1e3,
-               st.stop_reason.c_str());
+  log_line(
+      fmt::format("[prompt: {} tokens, {:.1f} tok/s | generated: {} tokens, {:.1f} tok/s | first "
+                  "token after {:.0f} ms | stop: {}]",
+                  st.n_prompt, st.prompt_tps(), st.n_generated, st.gen_tps(),
+                  st.first_token_seconds * 1e3, st.stop_reason),
+      true);
 }
 
 }  // namespace smoe::app

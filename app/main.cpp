@@ -4,11 +4,16 @@
 #include <exception>
 
 #include "commands.h"
+#include "log.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"smoe: fast inference for Mixtral / Mistral mixture-of-experts models"};
   app.require_subcommand(0, 1);
   smoe::app::Runner run;
+  app.fallthrough();  // --verbose / --log-file may come after the subcommand
+  auto& log = smoe::app::log_settings();
+  app.add_flag("-v,--verbose", log.verbose, "print what was loaded and how it runs");
+  app.add_option("--log-file", log.file, "append messages, statistics and errors to this file");
   smoe::app::add_info_command(app, run);
   smoe::app::add_logits_command(app, run);
   smoe::app::add_run_command(app, run);
@@ -30,7 +35,7 @@ int main(int argc, char** argv) {
   try {
     return run();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "smoe: error: %s\n", e.what());
+    smoe::app::log_line(std::string("smoe: error: ") + e.what(), true);
     return 1;
   }
 }

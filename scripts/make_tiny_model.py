@@ -183,12 +183,29 @@ def write_mistral(folder, h, w, dtype):
     sf.write_safetensors(os.path.join(folder, "consolidated.safetensors"), w, dtype)
 
 
-def write_real_shape(path, h, dtype, seed):
-    """A real-shape benchmark file, written tensor by tensor (random weights, never committed)."""
+def add_tokenizer(g, model_path):
+    """Embeds a SentencePiece tokenizer.model as tokenizer.ggml.* metadata (other engines need it)."""
+    import sentencepiece
+    sp = sentencepiece.SentencePieceProcessor(model_file=model_path)
+    n = sp.get_piece_size()
+    g.string("tokenizer.ggml.model", "llama")
+    g.strings("tokenizer.ggml.tokens", [sp.id_to_piece(i) for i in range(n)])
+    g.floats("tokenizer.ggml.scores", [sp.get_score(i) for i in range(n)])
+    g.ints("tokenizer.ggml.token_type", [2 if sp.is_unknown(i) else 3 if sp.is_control(i) else
+                                         6 if sp.is_byte(i) else 5 if sp.is_unused(i) else 1 for i in range(n)])
+    g.u32("tokenizer.ggml.bos_token_id", sp.bos_id())
+    g.u32("tokenizer.ggml.eos_token_id", sp.eos_id())
+    g.u32("tokenizer.ggml.unknown_token_id", sp.unk_id())
+
+
+def write_real_shape(path, h, dtype, seed, tokenizer=None):
+    """A real-shape benchmark file (random weights, never committed)."""
     rng = np.random.default_rng(seed)
     d, hd = h["dim"], h["dim"] // h["n_heads"]
     g = sf.GGUFWriter()
     gguf_metadata(g, h, "real-shape-" + ("mixtral" if h["n_experts"] else "mistral"))
+    if tokenizer:
+        add_tokenizer(g, tokenizer)
     r = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02)  # noqa: E731
     g.tensor("token_embd.weight", r(h["vocab"], d), dtype)
     for l in range(h["n_layers"]):
@@ -223,6 +240,7 @@ def main():
     ap.add_argument("--shards", type=int, default=1, help="HF safetensors shards")
     ap.add_argument("--real-shape", action="store_true", help="Mixtral 8x7B / Mistral 7B layer shapes")
     ap.add_argument("--layers", type=int, help="override the layer count")
+    ap.add_argument("--tokenizer-model", help="embed this SentencePiece tokenizer.model (real-shape files)")
     for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads"):
         ap.add_argument("--" + k.replace("_", "-"), type=int)
     a = ap.parse_args()
@@ -230,7 +248,7 @@ def main():
     h = dict(PRESETS[a.kind])
     if a.real_shape:
         h.update(REAL[a.kind], n_layers=a.layers or 2)
-        write_real_shape(os.path.join(a.out, "model.gguf"), h, a.dtype, a.seed)
+        write_real_shape(os.path.join(a.out, "model.gguf"), h, a.dtype, a.seed, a.tokenizer_model)
         return
     if a.layers:
         h["n_layers"] = a.layers

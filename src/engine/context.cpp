@@ -39,8 +39,10 @@ struct Context::Impl {
         cfg(model->impl().opened.config),
         n_threads(threads),
         pool(threads),
-        backend(make_backend(
-            {std::max({cfg.dim, cfg.hidden_dim, cfg.q_dim()}), threads, o.reference_kernels})),
+        backend(make_backend({.max_cols = std::max({cfg.dim, cfg.hidden_dim, cfg.q_dim()}),
+                              .max_rows = std::max<int64_t>(o.max_batch, 1),
+                              .n_threads = threads,
+                              .reference = o.reference_kernels})),
         cache(cfg, n_ctx, o.max_seqs),
         transformer(cfg, model->impl().weights, o.max_batch, n_ctx, o.max_seqs, threads) {}
 };

@@ -79,6 +79,7 @@ std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
   LoadOptions lo;
   lo.use_mmap = opts.use_mmap;
   lo.mlock = opts.mlock;
+  lo.progress = opts.progress;
   impl->opened = open_model(opts.path, lo);
   if (!impl->opened.source)
     fail("'{}' holds a configuration but no weights: point -m at the model file or folder",

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +60,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, const Load
         fail("cannot read '{}' (at byte {} of {}): {}", path, done, f->size_,
              r == 0 ? "unexpected end of file" : std::strerror(errno));
       done += static_cast<size_t>(r);
+      if (opts.progress) opts.progress(done, f->size_);
     }
   }
   // Locking is best effort (RLIMIT_MEMLOCK is often small): without it the pages may be evicted.

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -11,6 +13,8 @@ namespace smoe {
 struct LoadOptions {
   bool use_mmap = true;  // false: read the whole file into an allocated buffer
   bool mlock = false;  // lock the pages in RAM (mmap or buffer); failure is a warning, not an error
+  // Reading without mmap: called as bytes arrive (done, total). Optional.
+  std::function<void(uint64_t, uint64_t)> progress;
 };
 
 class MappedFile {

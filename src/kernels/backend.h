@@ -44,6 +44,7 @@ enum class BackendIsa { Scalar, Avx2, Avx512, Auto };
 
 struct BackendOptions {
   int64_t max_cols = 0;  // longest row any matmul will see (sizes per-thread scratch)
+  int64_t max_rows = 1;  // most activation rows (tokens) in one matmul
   int n_threads = 1;
   bool reference = false;  // force the scalar reference kernels
   BackendIsa isa = BackendIsa::Auto;

@@ -28,9 +28,10 @@ std::vector<int32_t> encode_chat(const Tokenizer& tok, const std::vector<ChatMes
   for (size_t i = first; i < messages.size(); ++i) {
     const std::string& want = (i - first) % 2 == 0 ? "user" : "assistant";
     if (messages[i].role != want)
-      fail("chat: message {} has role '{}' but '{}' was expected (after an optional system "
-           "message, turns alternate user, assistant, user, ...)",
-           i + 1, messages[i].role, want);
+      fail(
+          "chat: message {} has role '{}' but '{}' was expected (after an optional system "
+          "message, turns alternate user, assistant, user, ...)",
+          i + 1, messages[i].role, want);
   }
   const int32_t inst = control_id(tok, "[INST]"), end_inst = control_id(tok, "[/INST]");
   const bool control = inst >= 0 && end_inst >= 0;

@@ -8,23 +8,6 @@
 namespace smoe {
 namespace {
 
-PieceType from_gguf_type(int64_t t) {
-  switch (t) {
-    case 2:
-      return PieceType::Unknown;
-    case 3:
-      return PieceType::Control;
-    case 4:
-      return PieceType::UserDefined;
-    case 5:
-      return PieceType::Unused;
-    case 6:
-      return PieceType::Byte;
-    default:
-      return PieceType::Normal;
-  }
-}
-
 int32_t to_gguf_type(PieceType t) {
   switch (t) {
     case PieceType::Normal:
@@ -66,7 +49,7 @@ std::shared_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
   }
   if (const auto* t = f.get_int_array("tokenizer.ggml.token_type")) {
     if (t->size() != n) fail("{}: {} tokens but {} token types", f.path(), n, t->size());
-    for (size_t i = 0; i < n; ++i) v.types[i] = from_gguf_type((*t)[i]);
+    for (size_t i = 0; i < n; ++i) v.types[i] = piece_type_from_id((*t)[i]);
   }
   v.unk_id = static_cast<int32_t>(f.get_int("tokenizer.ggml.unknown_token_id").value_or(0));
   v.bos_id = static_cast<int32_t>(f.get_int("tokenizer.ggml.bos_token_id").value_or(1));

@@ -74,22 +74,8 @@ class Proto {
 };
 
 PieceType piece_type(uint64_t t, const std::string& file) {
-  switch (t) {
-    case 1:
-      return PieceType::Normal;
-    case 2:
-      return PieceType::Unknown;
-    case 3:
-      return PieceType::Control;
-    case 4:
-      return PieceType::UserDefined;
-    case 5:
-      return PieceType::Unused;
-    case 6:
-      return PieceType::Byte;
-    default:
-      fail("{}: unknown SentencePiece piece type {}", file, t);
-  }
+  if (t < 1 || t > 6) fail("{}: unknown SentencePiece piece type {}", file, t);
+  return piece_type_from_id(static_cast<int64_t>(t));
 }
 
 void read_piece(std::string_view msg, Vocab& v) {

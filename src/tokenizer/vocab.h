@@ -21,6 +21,25 @@ struct PieceHash {
 };
 using PieceMap = std::unordered_map<std::string, int32_t, PieceHash, std::equal_to<>>;
 
+// SentencePiece's piece type numbering, also used by GGUF's tokenizer.ggml.token_type:
+// 1 normal, 2 unknown, 3 control, 4 user defined, 5 unused, 6 byte. Others: Normal.
+inline PieceType piece_type_from_id(int64_t t) {
+  switch (t) {
+    case 2:
+      return PieceType::Unknown;
+    case 3:
+      return PieceType::Control;
+    case 4:
+      return PieceType::UserDefined;
+    case 5:
+      return PieceType::Unused;
+    case 6:
+      return PieceType::Byte;
+    default:
+      return PieceType::Normal;
+  }
+}
+
 struct Vocab {
   std::vector<std::string> pieces;  // as stored, spaces written as ▁
   std::vector<float> scores;

@@ -3,7 +3,9 @@ import json
 import os
 import tempfile
 
-from smoe_test import Checks, smoe
+import sys
+
+from smoe_test import SOURCE, Checks, smoe
 
 c = Checks()
 
@@ -41,5 +43,33 @@ with tempfile.TemporaryDirectory() as d:
     expect_error(["logits", "-m", cfg, "--ids", "1 x 3", "--out", os.path.join(d, "o.npy")],
                  "not a token id")
     expect_error(["frobnicate"], "frobnicate")
+
+    # A prompt longer than the context.
+    demo = os.path.join(SOURCE, "models", "demo.gguf")
+    if os.path.exists(demo):
+        expect_error(["run", "-m", demo, "-p", "1+1=" * 10, "-c", "8"], "the prompt has", "context holds 8",
+                     "--ctx-size")
+        expect_error(["logits", "-m", demo, "--ids", "1 99999", "--out", os.path.join(d, "o.npy")],
+                     "token id 99999", "outside the vocabulary")
+
+    # Weight types smoe cannot compute with, named with the tensor.
+    sys.path.insert(0, os.path.join(SOURCE, "scripts"))
+    import smoe_formats as sf
+
+    def tiny_gguf(path, weight_type, nbytes):
+        g = sf.GGUFWriter()
+        for k, v in (("embedding_length", 32), ("block_count", 1), ("attention.head_count", 2),
+                     ("feed_forward_length", 32), ("context_length", 64), ("vocab_size", 8)):
+            g.u32("llama." + k, v)
+        g.string("general.architecture", "llama")
+        g.tensors.append(("token_embd.weight", weight_type, (8, 32), b"\0" * nbytes))
+        g.write(path)
+
+    bad_type = os.path.join(d, "iq.gguf")
+    tiny_gguf(bad_type, 16, 8 * 32 * 4)  # 16 = IQ2_XXS
+    expect_error(["info", bad_type], "token_embd.weight", "IQ2_XXS", "does not support")
+    int_weights = os.path.join(d, "int.gguf")
+    tiny_gguf(int_weights, 24, 8 * 32)  # 24 = I8
+    expect_error(["run", "-m", int_weights, "-p", "x"], "token_embd.weight", "I8", "cannot compute")
 
 c.done()

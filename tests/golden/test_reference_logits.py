@@ -97,7 +97,15 @@ with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, f"wide-{qt}.gguf")
         smoe("quantize", os.path.join(q, "model.gguf"), out, "--type", qt, "-q")
         fast = logits(out, qids)
-        compare(f"{qt}: SIMD kernels vs scalar reference", fast, logits(out, qids, "--reference"), 1e-4)
+        slow = logits(out, qids, "--reference")
+        if qt in ("Q8_0", "Q4_0"):
+            # Integer kernels quantize the activations to 8 bits: close, not equal. A token whose
+            # router sits on a near-tie may pick another expert, so judge the typical position.
+            e = float(np.median([rel(fast[i], slow[i]) for i in range(len(qids))]))
+            print(f"     {qt}: integer kernels vs scalar f32 reference, median relative RMS {e:.4f}")
+            c.check(e <= 0.06, f"{qt}: integer kernels differ from the reference by {e:.4f}")
+        else:
+            compare(f"{qt}: SIMD kernels vs scalar reference", fast, slow, 1e-4)
         e = rel(fast, qref)
         print(f"     {qt}: relative RMS difference from the f32 model's logits {e:.4f}")
         c.check(e <= tol, f"{qt}: logits differ from the f32 model's by {e:.4f} (relative RMS) > {tol}")

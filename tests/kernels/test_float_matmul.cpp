@@ -50,9 +50,9 @@ TEST_P(FloatMatmul, MatchesReferenceOnOddShapes) {
     std::vector<float> x(static_cast<size_t>(c.n * c.cols));
     for (float& v : x) v = nd(rng);
     std::vector<float> ref(static_cast<size_t>(c.n * c.rows)), got(ref.size());
-    BackendOptions ro{c.cols, 2, true};
+    BackendOptions ro{.max_cols = c.cols, .max_rows = c.n, .n_threads = 2, .reference = true};
     make_backend(ro)->matmul(w, x.data(), c.n, ref.data(), pool);
-    BackendOptions fo{c.cols, 2, false, isa};
+    BackendOptions fo{.max_cols = c.cols, .max_rows = c.n, .n_threads = 2, .isa = isa};
     make_backend(fo)->matmul(w, x.data(), c.n, got.data(), pool);
     // Tolerance: f32 rounding of a length-`cols` sum of O(1) terms in a different order.
     const float tol = 1e-5f * static_cast<float>(c.cols) + 1e-5f;

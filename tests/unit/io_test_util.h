@@ -49,6 +49,13 @@ inline std::shared_ptr<MappedFile> in_memory(const Bytes& b, const std::string& 
   return MappedFile::from_bytes(name, b.data(), b.size());
 }
 
+inline LoadOptions load_options(bool use_mmap, bool mlock) {
+  LoadOptions o;
+  o.use_mmap = use_mmap;
+  o.mlock = mlock;
+  return o;
+}
+
 // The message of the smoe::Error that f throws, or "" when it returns normally. Any other exception
 // escapes and fails the test.
 template <typename F>

@@ -20,7 +20,8 @@ nlohmann::json read_json(const std::string& p) {
 
 void check_golden(const std::string& model, const std::string& tokens) {
   const std::string dir = kData + "/mistral-chat-golden/";
-  if (!std::filesystem::exists(kData + "/" + model) || !std::filesystem::exists(dir + "sample.json"))
+  if (!std::filesystem::exists(kData + "/" + model) ||
+      !std::filesystem::exists(dir + "sample.json"))
     GTEST_SKIP() << "the real Mistral tokenizer and chat golden data are not in ../shared/data";
   auto tok = Tokenizer::load(kData + "/" + model);
   std::vector<ChatMessage> msgs;
@@ -31,8 +32,12 @@ void check_golden(const std::string& model, const std::string& tokens) {
   EXPECT_EQ(encode_chat(*tok, msgs), want);
 }
 
-TEST(ChatTemplate, ReproducesTheReferenceV1) { check_golden("mistral-tokenizer.v1.model", "tokens_v1.json"); }
-TEST(ChatTemplate, ReproducesTheReferenceV3) { check_golden("mistral-tokenizer.v3.model", "tokens_v3.json"); }
+TEST(ChatTemplate, ReproducesTheReferenceV1) {
+  check_golden("mistral-tokenizer.v1.model", "tokens_v1.json");
+}
+TEST(ChatTemplate, ReproducesTheReferenceV3) {
+  check_golden("mistral-tokenizer.v3.model", "tokens_v3.json");
+}
 
 TEST(ChatTemplate, SystemPromptGoesBeforeTheFirstUserTurn) {
   if (!std::filesystem::exists(kData + "/mistral-tokenizer.v1.model"))

@@ -138,7 +138,7 @@ TEST(Gguf, RoundTripsEveryValueTypeAndTensorExactly) {
   const auto want = every_value();
   const auto tensors = some_tensors();
   for (bool mmap : {true, false}) {
-    auto g = GgufFile::open(p, {mmap, false});
+    auto g = GgufFile::open(p, load_options(mmap, false));
     EXPECT_EQ(g->version(), 3u);
     EXPECT_EQ(g->alignment(), 32u);
     // The writer puts general.alignment (u32 32) first, then the keys in the order set.
@@ -310,6 +310,34 @@ TEST(Gguf, WriteReplacesAnExistingFile) {
   EXPECT_FALSE(fs::exists(p + ".tmp"));
 }
 
+// Resident memory of this process in KiB (Linux).
+long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+TEST(Gguf, OpeningDoesNotCopyTheWeights) {
+  TempDir d;
+  const std::string p = d / "big.gguf";
+  {
+    GgufWriter w;
+    std::vector<uint8_t> big(size_t{128} << 20, 0x3c);  // 128 MiB of f16 weights
+    w.add_tensor("big.weight", DType::F16, {8192, 8192}, big.data(), big.size());
+    w.write(p);
+  }
+  const long before = rss_kib();
+  auto g = GgufFile::open(p);
+  const long after = rss_kib();
+  ASSERT_NE(g->find("big.weight"), nullptr);
+  EXPECT_LT(after - before, 16 * 1024)
+      << "opening a 128 MiB GGUF made " << (after - before) << " KiB resident";
+  // Touching the pages brings them in: the view really is the file.
+  EXPECT_EQ(std::to_integer<int>(g->find("big.weight")->data[(size_t{128} << 20) - 1]), 0x3c);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malformed files. Parsed from memory under a recognisable name so every message can be checked
 // to name the file.
@@ -390,7 +418,8 @@ TEST(GgufMalformed, EveryTruncationIsACleanError) {
   for (size_t n : {size_t{0}, size_t{10}, size_t{30}, key, used - 1}) {
     write_all(p, Bytes(full.begin(), full.begin() + n));
     for (bool mmap : {true, false})
-      EXPECT_TRUE(contains(error_of([&] { GgufFile::open(p, {mmap, false}); }), p)) << n;
+      EXPECT_TRUE(contains(error_of([&] { GgufFile::open(p, load_options(mmap, false)); }), p))
+          << n;
   }
 }
 

@@ -24,7 +24,7 @@ TEST(Llama2c, RealStories260K) {
   const Bytes file = read_all(p);
   ASSERT_EQ(file.size(), 1056540u);
   for (bool mmap : {true, false}) {
-    auto s = Llama2cSource::open(p, {mmap, false});
+    auto s = Llama2cSource::open(p, load_options(mmap, false));
     const Llama2cHeader& h = s->header();
     EXPECT_EQ(h.dim, 64);
     EXPECT_EQ(h.hidden_dim, 172);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "io/mapped_file.h"
 #include "io_test_util.h"
 
@@ -18,7 +20,8 @@ TEST(MappedFile, MmapAndReadGiveTheSameBytes) {
   write_all(d / "f.bin", b);
   for (bool mmap : {true, false}) {
     for (bool lock : {false, true}) {
-      auto f = MappedFile::open(d / "f.bin", {mmap, lock});  // mlock failing is not an error
+      auto f =
+          MappedFile::open(d / "f.bin", load_options(mmap, lock));  // mlock failing is not an error
       EXPECT_EQ(f->path(), d / "f.bin");
       EXPECT_EQ(f->is_mmapped(), mmap);
       if (!lock) {
@@ -31,11 +34,27 @@ TEST(MappedFile, MmapAndReadGiveTheSameBytes) {
   }
 }
 
+TEST(MappedFile, ProgressIsReportedWhenReading) {
+  TempDir d;
+  write_all(d / "f.bin", Bytes(100000, 1));
+  std::vector<uint64_t> seen;
+  LoadOptions o;
+  o.use_mmap = false;
+  o.progress = [&](uint64_t done, uint64_t total) {
+    EXPECT_EQ(total, 100000u);
+    seen.push_back(done);
+  };
+  MappedFile::open(d / "f.bin", o);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), 100000u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
 TEST(MappedFile, EmptyFileIsAllowed) {
   TempDir d;
   write_all(d / "empty", {});
   for (bool mmap : {true, false}) {
-    auto f = MappedFile::open(d / "empty", {mmap, true});
+    auto f = MappedFile::open(d / "empty", load_options(mmap, true));
     EXPECT_EQ(f->size(), 0u);
     EXPECT_EQ(f->data(), nullptr);
   }
@@ -57,13 +76,9 @@ TEST(MappedFile, FromBytesCopies) {
 TEST(MappedFile, ErrorsNameThePath) {
   TempDir d;
   for (bool mmap : {true, false}) {
-    EXPECT_EQ(error_of([&] {
-                MappedFile::open(d / "missing", {mmap, false});
-              }),
+    EXPECT_EQ(error_of([&] { MappedFile::open(d / "missing", load_options(mmap, false)); }),
               fmt::format("cannot open '{}': No such file or directory", d / "missing"));
-    EXPECT_EQ(error_of([&] {
-                MappedFile::open(d.path.string(), {mmap, false});
-              }),
+    EXPECT_EQ(error_of([&] { MappedFile::open(d.path.string(), load_options(mmap, false)); }),
               fmt::format("'{}' is a directory, not a file", d.path.string()));
   }
   // A FIFO would block a plain open() until a writer came; it is refused at once.

@@ -44,7 +44,7 @@ TEST(Safetensors, RoundTripsEveryDtype) {
   const std::string p = d / "x.safetensors";
   write_safetensors(p, ts);
   for (bool mmap : {true, false}) {
-    auto s = SafetensorsSource::open_file(p, {mmap, false});
+    auto s = SafetensorsSource::open_file(p, load_options(mmap, false));
     ASSERT_EQ(s->tensors().size(), ts.size());
     expect_tensors(*s, ts);
     EXPECT_EQ(s->find("a")->file, p);

@@ -33,7 +33,10 @@ struct Runner {
       : cfg(c),
         w(bind_weights(std::move(src), cfg, s)),
         pool(threads),
-        backend(make_backend({std::max(cfg.dim, cfg.hidden_dim), threads, true})),
+        backend(make_backend({.max_cols = std::max(cfg.dim, cfg.hidden_dim),
+                              .max_rows = max_batch,
+                              .n_threads = threads,
+                              .reference = true})),
         cache(cfg, cfg.max_context, max_seqs),
         tf(cfg, w, max_batch, cfg.max_context, max_seqs, threads) {}
 

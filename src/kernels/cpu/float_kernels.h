@@ -32,5 +32,6 @@ enum class Isa { Scalar, Avx2, Avx512 };
 // The best ISA this CPU runs (AVX-512 needs F, BW, VL; AVX2 needs FMA and F16C too).
 Isa detect_isa();
 const char* isa_name(Isa isa);
+bool has_avx512_vnni();
 
 }  // namespace smoe::cpu

@@ -13,6 +13,11 @@ Isa detect_isa() {
   return Isa::Scalar;
 }
 
+bool has_avx512_vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx512:

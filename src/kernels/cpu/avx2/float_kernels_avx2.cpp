@@ -5,16 +5,10 @@
 
 #include "core/fp16.h"
 #include "kernels/cpu/float_kernels.h"
+#include "kernels/cpu/simd_sum.h"
 
 namespace smoe::cpu {
 namespace {
-
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <typename Load, typename Scalar>
 float dot(const std::byte* w, const float* x, int64_t n, Load load, Scalar scalar) {
