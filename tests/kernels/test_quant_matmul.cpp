@@ -76,12 +76,14 @@ TEST(QuantDot, SimdEqualsScalarIntegerDot) {
     std::vector<std::byte> wq(*dtype_bytes(t, n));
     quant::quantize_row(t, wf.data(), wq.data(), n);
     const float ref = cpu::quant_kernels_scalar().for_dtype(t)(wq.data(), a.data(), n);
-    if (cpu::detect_isa() >= cpu::Isa::Avx2)
+    if (cpu::detect_isa() >= cpu::Isa::Avx2) {
       EXPECT_NEAR(cpu::quant_kernels_avx2().for_dtype(t)(wq.data(), a.data(), n), ref,
                   1e-3 * std::fabs(ref) + 1e-3);
-    if (cpu::has_avx512_vnni())
+    }
+    if (cpu::has_avx512_vnni()) {
       EXPECT_NEAR(cpu::quant_kernels_avx512().for_dtype(t)(wq.data(), a.data(), n), ref,
                   1e-3 * std::fabs(ref) + 1e-3);
+    }
   }
 }
 
