@@ -179,7 +179,11 @@ ConvertSummary convert_model(const ConvertOptions& o) {
   const ModelConfig& c = m.opened.config;
   GgufWriter w;
   write_config(w, c, std::filesystem::path(o.input).filename().string());
-  Exporter ex{.w = w, .policy = parse_type(o.out_type, c.n_layers), .progress = o.progress};
+  Exporter ex{.w = w,
+              .policy = parse_type(o.out_type, c.n_layers),
+              .progress = o.progress,
+              .total = 0,
+              .summary = {}};
   ex.total = 2 + (c.tied_embeddings ? 0 : 1) + c.n_layers * (c.is_moe() ? 10 : 9);
   if (model->tokenizer()) {
     write_tokenizer_gguf(*model->tokenizer(), w);
