@@ -48,8 +48,8 @@ int run_prompts_file(RunFlags& f, std::shared_ptr<Model> model, const Tokenizer&
     start = end + 1;
     if (prompt.empty()) continue;
     std::string text;
-    session.generate(tok.encode(prompt, {.add_bos = !f.no_bos}), f.sampling.params,
-                     [&](const TokenEvent& e) {
+    session.generate(tok.encode(prompt, {.add_bos = !f.no_bos && tok.add_bos_by_default()}),
+                     f.sampling.params, [&](const TokenEvent& e) {
                        text += e.text;
                        return true;
                      });
@@ -77,7 +77,7 @@ int run_run(RunFlags& f) {
                              "' carries no tokenizer: give one with --tokenizer FILE");
   if (!f.prompts_file.empty()) return run_prompts_file(f, model, *tok);
   EncodeOptions eo;
-  eo.add_bos = !f.no_bos;
+  eo.add_bos = !f.no_bos && tok->add_bos_by_default();
   std::vector<ChatMessage> msgs;
   if (!f.system.empty()) msgs.push_back({"system", f.system});
   msgs.push_back({"user", f.prompt});

@@ -28,7 +28,7 @@ std::shared_ptr<Tokenizer> load_tokenizer(const std::string& path) {
 int run_tokenize(const TokFlags& f) {
   auto tok = load_tokenizer(f.model);
   EncodeOptions eo;
-  eo.add_bos = !f.no_bos;
+  eo.add_bos = !f.no_bos && tok->add_bos_by_default();
   eo.parse_special = f.parse_special;
   if (f.jsonl) {  // one JSON string per input line → one JSON array of ids per output line
     std::string line;

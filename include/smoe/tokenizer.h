@@ -41,6 +41,8 @@ class Tokenizer {
   virtual int32_t bos_id() const = 0;  // -1 when none
   virtual int32_t eos_id() const = 0;
   virtual int32_t unk_id() const = 0;
+  // Whether prompts start with BOS for this model (GGUF's tokenizer.ggml.add_bos_token).
+  virtual bool add_bos_by_default() const { return true; }
   virtual const std::string& piece(int32_t id) const = 0;  // raw piece text ("▁Hello", "<0x0A>")
   virtual float score(int32_t id) const = 0;
   virtual PieceType type(int32_t id) const = 0;

@@ -56,6 +56,7 @@ std::shared_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
   v.eos_id = static_cast<int32_t>(f.get_int("tokenizer.ggml.eos_token_id").value_or(2));
   v.pad_id = static_cast<int32_t>(f.get_int("tokenizer.ggml.padding_token_id").value_or(-1));
   v.add_dummy_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
+  v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
   v.remove_extra_whitespaces =
       f.get_bool("tokenizer.ggml.remove_extra_whitespaces").value_or(false);
   v.byte_fallback = true;
@@ -82,7 +83,7 @@ void write_tokenizer_gguf(const Tokenizer& tok, GgufWriter& w) {
     w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(tok.bos_id()));
   if (tok.eos_id() >= 0)
     w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(tok.eos_id()));
-  w.set_bool("tokenizer.ggml.add_bos_token", true);
+  w.set_bool("tokenizer.ggml.add_bos_token", tok.add_bos_by_default());
   w.set_bool("tokenizer.ggml.add_eos_token", false);
   if (const auto* spm = dynamic_cast<const SpmBpeTokenizer*>(&tok)) {
     w.set_bool("tokenizer.ggml.add_space_prefix", spm->vocab().add_dummy_prefix);

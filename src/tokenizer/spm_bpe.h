@@ -21,6 +21,7 @@ class SpmBpeTokenizer : public Tokenizer {
   int32_t bos_id() const override { return v_.bos_id; }
   int32_t eos_id() const override { return v_.eos_id; }
   int32_t unk_id() const override { return v_.unk_id; }
+  bool add_bos_by_default() const override { return v_.add_bos; }
   const std::string& piece(int32_t id) const override;
   float score(int32_t id) const override;
   PieceType type(int32_t id) const override;

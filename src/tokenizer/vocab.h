@@ -49,7 +49,8 @@ struct Vocab {
   bool remove_extra_whitespaces = false;
   bool escape_whitespaces = true;
   bool byte_fallback = true;
-  std::string origin;  // file it came from, for messages
+  bool add_bos = true;  // prompts start with BOS
+  std::string origin;   // file it came from, for messages
 
   // Fills the lookup tables below; checks ids and duplicates. Throws smoe::Error.
   void finalize();

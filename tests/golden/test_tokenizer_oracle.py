@@ -98,5 +98,10 @@ for name in ("mistral-tokenizer.v1.model", "mistral-tokenizer.v3.model"):
         same = sum(a == sp.encode(x) for a, x in zip(via_gguf, corpus))
         print(f"{name} via GGUF metadata: {same}/{len(corpus)} lines identical")
         c.check(same == len(corpus), f"{name}: GGUF vocabulary differs")
+        # tokenizer.ggml.add_bos_token is honoured (here: false, so no BOS by default).
+        w.boolean("tokenizer.ggml.add_bos_token", False)
+        w.write(gguf)
+        ids = smoe("tokenize", "-m", gguf, "--ids-only", "-p", "Hello").stdout.split()
+        c.check(ids == [str(i) for i in sp.encode("Hello")], f"add_bos_token=false still adds BOS: {ids}")
 
 c.done()
