@@ -29,11 +29,19 @@ ModelOptions ModelFlags::options() const {
   o.tokenizer_path = tokenizer;
   o.use_mmap = !no_mmap;
   o.mlock = mlock;
-  // Reading weights into memory can take a while: show it on a terminal.
-  if (no_mmap && isatty(fileno(stderr))) {
-    o.progress = [start = std::chrono::steady_clock::now()](uint64_t done, uint64_t total) {
+  // Reading weights into memory can take a while: a bar on a terminal, plain lines otherwise
+  // (one per GiB and one at the end).
+  if (no_mmap) {
+    const bool tty = isatty(fileno(stderr));
+    o.progress = [tty, start = std::chrono::steady_clock::now()](uint64_t done, uint64_t total) {
       const double s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (!tty) {
+        if (done == total || done % (uint64_t{1} << 30) < (uint64_t{64} << 20))
+          std::fprintf(stderr, "loading: %s / %s in %.1fs\n", human_bytes(done).c_str(),
+                       human_bytes(total).c_str(), s);
+        return;
+      }
       const double eta =
           done ? s * static_cast<double>(total - done) / static_cast<double>(done) : 0;
       const int filled = total ? static_cast<int>(30 * done / total) : 30;
