@@ -8,7 +8,7 @@ namespace smoe::quant {
 namespace {
 
 struct Avx2Ops {
-  static __m256i dot_s8s8(__m256i acc, __m256i a, __m256i b) {
+  static __m256i dot_u8s8(__m256i acc, __m256i a, __m256i b) {
     return _mm256_add_epi32(acc,
                             _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
   }
@@ -25,6 +25,9 @@ constexpr VecDotKernels kAvx2 = [] {
   VecDotKernels k;
   k.isa = Isa::Avx2;
   k.dot[idx(DType::Q4_0)] = dot_q4_0<Avx2Ops>;
+  k.dot[idx(DType::Q4_1)] = dot_q4_1<Avx2Ops>;
+  k.dot[idx(DType::Q5_0)] = dot_q5_0<Avx2Ops>;
+  k.dot[idx(DType::Q5_1)] = dot_q5_1<Avx2Ops>;
   k.dot[idx(DType::Q8_0)] = dot_q8_0<Avx2Ops>;
   k.dot[idx(DType::Q2_K)] = dot_q2_k<Avx2Ops>;
   k.dot[idx(DType::Q3_K)] = dot_q3_k<Avx2Ops>;

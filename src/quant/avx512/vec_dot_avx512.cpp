@@ -9,7 +9,7 @@ namespace smoe::quant {
 namespace {
 
 struct VnniOps {
-  static __m256i dot_s8s8(__m256i acc, __m256i a, __m256i b) {
+  static __m256i dot_u8s8(__m256i acc, __m256i a, __m256i b) {
     return _mm256_dpbusd_epi32(acc, a, b);
   }
   static __m256i madd16(__m256i acc, __m256i a, __m256i b) {
@@ -25,6 +25,9 @@ constexpr VecDotKernels kAvx512 = [] {
   VecDotKernels k;
   k.isa = Isa::Avx512;
   k.dot[idx(DType::Q4_0)] = dot_q4_0<VnniOps>;
+  k.dot[idx(DType::Q4_1)] = dot_q4_1<VnniOps>;
+  k.dot[idx(DType::Q5_0)] = dot_q5_0<VnniOps>;
+  k.dot[idx(DType::Q5_1)] = dot_q5_1<VnniOps>;
   k.dot[idx(DType::Q8_0)] = dot_q8_0<VnniOps>;
   k.dot[idx(DType::Q2_K)] = dot_q2_k<VnniOps>;
   k.dot[idx(DType::Q3_K)] = dot_q3_k<VnniOps>;
