@@ -14,8 +14,9 @@ void StreamDecoder::reset() {
 std::string StreamDecoder::push(int32_t id) {
   std::string b = tok_->token_bytes(id, opts_.render_special);
   if (b.empty()) return {};
-  if (first_ && opts_.strip_leading_space && b[0] == ' ' && tok_->type(id) != PieceType::Byte)
-    b.erase(0, 1);
+  // The first text piece follows Tokenizer::decode's leading-space rule (byte pieces are raw
+  // bytes, possibly half a character, so they are taken as they are).
+  if (first_ && tok_->type(id) != PieceType::Byte) b = tok_->decode({id}, opts_);
   first_ = false;
   pending_ += b;
   // Emit every complete character; keep a tail that may still become one.
