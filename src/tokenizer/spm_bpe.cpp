@@ -215,16 +215,24 @@ bool SpmBpeTokenizer::strips_leading_space(int32_t id, const DecodeOptions& o) c
 }
 
 std::string SpmBpeTokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptions& o) const {
-  std::string raw;
+  // Runs of byte pieces are read as UTF-8 on their own (as SentencePiece does): any other piece,
+  // a hidden control one included, ends the run, and a character it cut becomes U+FFFD.
+  std::string out, bytes;
   bool first = true;
   for (int32_t id : ids) {
+    const bool is_byte = check_id(id) && v_.types[id] == PieceType::Byte;
+    if (!is_byte && !bytes.empty()) {
+      out += utf8::sanitize(bytes);
+      bytes.clear();
+    }
     std::string b = token_bytes(id, o.render_special);
     if (b.empty()) continue;
     if (first && strips_leading_space(id, o)) b.erase(0, 1);
     first = false;
-    raw += b;
+    (is_byte ? bytes : out) += b;
   }
-  return utf8::sanitize(raw);
+  out += utf8::sanitize(bytes);
+  return out;
 }
 
 }  // namespace smoe
