@@ -1,5 +1,6 @@
 #include "tokenizer/spm_bpe.h"
 
+#include <algorithm>
 #include <queue>
 
 #include "core/error.h"
@@ -63,6 +64,9 @@ std::string SpmBpeTokenizer::normalize(std::string_view text, bool at_start) con
     else
       out += c;
   }
+  // SentencePiece trims trailing ▁ after escaping, so a ▁ written in the text goes too.
+  if (v_.remove_extra_whitespaces)
+    while (out.ends_with(kSpaceSymbol)) out.resize(out.size() - kSpaceSymbol.size());
   return out;
 }
 
@@ -138,8 +142,16 @@ void SpmBpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>
     try_pair(l.prev, p.left);
     try_pair(p.left, l.next);
   }
+  const size_t first_out = out.size();
   for (int i = 0; i >= 0; i = sym[i].next)
     emit_symbol(s.substr(sym[i].start, sym[i].len), rev, out);
+  if (!v_.byte_fallback) {
+    // Without byte fallback SentencePiece joins a run of unknown characters into one <unk>.
+    auto keep = out.begin() + static_cast<std::ptrdiff_t>(first_out);
+    auto end = std::unique(keep, out.end(),
+                           [&](int32_t a, int32_t b) { return a == v_.unk_id && b == v_.unk_id; });
+    out.erase(end, out.end());
+  }
 }
 
 std::vector<int32_t> SpmBpeTokenizer::encode(std::string_view text, const EncodeOptions& o) const {
@@ -228,8 +240,9 @@ std::string SpmBpeTokenizer::decode(const std::vector<int32_t>& ids, const Decod
     std::string b = token_bytes(id, o.render_special);
     if (b.empty()) continue;
     if (first && strips_leading_space(id, o)) b.erase(0, 1);
-    first = false;
     (is_byte ? bytes : out) += b;
+    // With remove_extra_whitespaces SentencePiece keeps stripping until some text came out.
+    first = v_.remove_extra_whitespaces && out.empty() && bytes.empty();
   }
   out += utf8::sanitize(bytes);
   return out;
