@@ -240,7 +240,10 @@ std::string SpmBpeTokenizer::decode(const std::vector<int32_t>& ids, const Decod
     std::string b = token_bytes(id, o.render_special);
     if (b.empty()) continue;
     if (first && strips_leading_space(id, o)) b.erase(0, 1);
-    (is_byte ? bytes : out) += b;
+    if (is_byte)
+      bytes += b;
+    else
+      out += utf8::sanitize(b);  // pieces are valid UTF-8 in any sane vocabulary; stay safe
     // With remove_extra_whitespaces SentencePiece keeps stripping until some text came out.
     first = v_.remove_extra_whitespaces && out.empty() && bytes.empty();
   }

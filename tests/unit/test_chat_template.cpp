@@ -59,6 +59,7 @@ TEST(ChatTemplate, WrongRoleOrderIsAClearError) {
   EXPECT_THROW(encode_chat(*tok, {{"user", "a"}, {"system", "s"}}), Error);
   try {
     encode_chat(*tok, {{"user", "a"}, {"robot", "b"}});
+    ADD_FAILURE() << "role 'robot' was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'robot'"), std::string::npos);
   }
