@@ -85,6 +85,26 @@ def python_gguf(sp, path, add_bos=None):
     w.write(path)
 
 
+def hf_tokenizer_json(sp, path):
+    """The vocabulary as a Hugging Face tokenizer.json lays it out: a BPE vocab and, for every piece,
+    each split into two pieces of the vocab as a merge, ordered by the piece's score."""
+    n = sp.get_piece_size()
+    vocab = {sp.id_to_piece(i): i for i in range(n)}
+    merges = []
+    for piece, i in vocab.items():
+        if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i):
+            continue
+        local = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab]
+        local.sort(key=lambda m: (vocab[m[0]], vocab[m[1]]))
+        merges += [(a, b, sp.get_score(i)) for a, b in local]
+    merges.sort(key=lambda m: m[2], reverse=True)
+    added = [{"id": i, "content": sp.id_to_piece(i), "special": True} for i in range(n)
+             if sp.is_control(i) or sp.is_unknown(i)]
+    with open(path, "w") as f:
+        json.dump({"added_tokens": added, "model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>",
+                   "vocab": vocab, "merges": [a + " " + b for a, b, _ in merges]}}, f, ensure_ascii=False)
+
+
 def smoe_written_gguf(model, vocab, d):
     """A one-layer model converted by smoe with the tokenizer embedded (smoe's GGUF writer)."""
     tiny = os.path.join(d, "tiny")
@@ -134,6 +154,10 @@ for name in ("mistral-tokenizer.v1.model", "mistral-tokenizer.v3.model"):
         converted = smoe_written_gguf(path, n, d)
         compare(c, name + " via GGUF metadata (smoe convert)", "corpus lines encoded",
                 smoe_encode_all(converted, corpus), ref, corpus)
+        hf = os.path.join(d, "tokenizer.json")
+        hf_tokenizer_json(sp, hf)
+        compare(c, name + " via tokenizer.json (scores from merge ranks)", "corpus lines encoded",
+                smoe_encode_all(hf, corpus), ref, corpus)
         # tokenizer.ggml.add_bos_token is honoured (here: false, so no BOS by default).
         python_gguf(sp, gguf, add_bos=False)
         ids = smoe("tokenize", "-m", gguf, "--ids-only", "-p", "Hello").stdout.split()
