@@ -1,6 +1,9 @@
 """The engine's logits against an independent numpy reference (scripts/ref_forward.py) on tiny
-random Mixtral- and Mistral-style models, in every file format and dtype smoe reads, with every
-pre-fill chunking, after the sliding window has wrapped several times."""
+random Mixtral- and Mistral-style models, in every file format and dtype smoe reads (GGUF merged
+and per-expert, HF single and sharded, Mistral folder; F32, F16, BF16: all within 1e-4 of the
+float64 reference on the stored weights), with every pre-fill chunking, after the sliding window
+has wrapped several times, for head_dim 128, MQA, other top-k and a full context. The reference
+checks itself in test_reference_selftest.py."""
 import os
 import subprocess
 import sys
@@ -94,6 +97,18 @@ with tempfile.TemporaryDirectory() as tmp:
     compare("mistral HF folder (3 shards, sliding_window in config.json), chunk 5", logits(os.path.join(ms, "hf"), ids, "--chunk", "5"), ref, 1e-4)
     compare("mistral Mistral folder (sliding_window in params.json), chunk 17", logits(os.path.join(ms, "mistral"), ids, "--chunk", "17"), ref, 1e-4)
     rounded_checks("mistral", 2, ids, chunks=(W - 1, W + 1))
+
+    # Other shapes: the real models' head_dim 128 with a window of 40 over 100 tokens; MQA with 3 of
+    # 4 experts; a whole 256-token context in chunks of 64.
+    for name, args, n, extra in (
+            ("hd128", ["--kind", "mistral", "--dim", "256", "--n-heads", "2", "--n-kv-heads", "1", "--window", "40",
+                       "--layers", "2"], 100, ["--chunk", "9"]),
+            ("mqa-top3", ["--kind", "mixtral", "--n-kv-heads", "1", "--experts", "4", "--top-k", "3"], 30, []),
+            ("full-context", ["--kind", "mixtral", "--layers", "2"], 256, ["--chunk", "64"])):
+        d = os.path.join(tmp, name)
+        hv, wv = make(d, *args, "--seed", "5")
+        vids = ids_for(n, hv["vocab"], 5)
+        compare(f"{name}: GGUF {' '.join(extra)}", logits(os.path.join(d, "model.gguf"), vids, *extra), rf.forward(hv, wv, vids), 1e-4)
 
     # Quantized copies: the SIMD path equals the scalar reference on the same quantized weights,
     # and the logits stay near the f32 model's. dim 256 so k-quant blocks fit the rows.
