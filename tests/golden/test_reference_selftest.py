@@ -3,13 +3,12 @@ permutation that maps one onto the other, RMSNorm, SwiGLU, top-k MoE gating, cau
 attention, GQA grouping, the GGUF / safetensors writers read back by independent readers, and every
 file copy of the tiny models (GGUF, per-expert GGUF, HF single and sharded, Mistral folder, F32/F16/
 BF16) holding the same model. See scripts/ref_selftest.py."""
+import importlib.util
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
-try:
-    import numpy  # noqa: F401
-except ImportError:
+if importlib.util.find_spec("numpy") is None:
     print("SKIP: python3-numpy (the reference's only dependency) is not installed")
     sys.exit(77)
 import ref_selftest  # noqa: E402
