@@ -11,8 +11,6 @@ namespace {
 constexpr uint32_t kMaxDims = 4;
 constexpr int kMaxArrayDepth = 8;
 
-}
-
 // Smallest encoded size of one value of type t (for sanity-checking array counts).
 size_t min_size(GgufType t) {
   switch (t) {

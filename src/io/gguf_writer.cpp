@@ -117,8 +117,6 @@ GgufValue scalar(GgufType t, std::variant<uint64_t, int64_t, double, bool, std::
   return v;
 }
 
-}
-
 // A value the writer can encode: its type is known, a scalar holds the alternative of its kind and
 // an array keeps all its elements in the one vector matching elem_type.
 void check_value(const std::string& key, const GgufValue& v, int depth) {
