@@ -20,15 +20,15 @@ import smoe_formats as sf
 
 PRESETS = {
     "mixtral": dict(dim=64, n_layers=4, n_heads=4, n_kv_heads=2, hidden=96, vocab=128, n_experts=8,
-                    top_k=2, rope_theta=1e6, window=0, context=256),
+                    top_k=2, rope_theta=1e6, window=0, context=256, norm_eps=1e-5),
     "mistral": dict(dim=64, n_layers=3, n_heads=4, n_kv_heads=2, hidden=128, vocab=128, n_experts=0,
-                    top_k=0, rope_theta=1e4, window=16, context=256),
+                    top_k=0, rope_theta=1e4, window=16, context=256, norm_eps=1e-5),
 }
 REAL = {
     "mixtral": dict(dim=4096, n_heads=32, n_kv_heads=8, hidden=14336, vocab=32000, n_experts=8, top_k=2,
-                    rope_theta=1e6, window=0, context=32768),
+                    rope_theta=1e6, window=0, context=32768, norm_eps=1e-5),
     "mistral": dict(dim=4096, n_heads=32, n_kv_heads=8, hidden=14336, vocab=32000, n_experts=0, top_k=0,
-                    rope_theta=1e4, window=4096, context=32768),
+                    rope_theta=1e4, window=4096, context=32768, norm_eps=1e-5),
 }
 
 
@@ -39,13 +39,30 @@ def hf_permute(w, n_heads):
     return w.reshape(n_heads, hd // 2, 2, cols).transpose(0, 2, 1, 3).reshape(rows, cols)
 
 
+def check(h):
+    """Rejects hyper-parameters no model of this family can have."""
+    problems = []
+    if h["dim"] % h["n_heads"] or (h["dim"] // h["n_heads"]) % 2:
+        problems.append(f"dim {h['dim']} must split into {h['n_heads']} heads of even size")
+    if h["n_heads"] % h["n_kv_heads"]:
+        problems.append(f"{h['n_heads']} heads are not a multiple of {h['n_kv_heads']} KV heads")
+    if h["n_experts"] and not 0 < h["top_k"] <= h["n_experts"]:
+        problems.append(f"top-k {h['top_k']} with {h['n_experts']} experts")
+    if not h["n_experts"]:
+        h["top_k"] = 0
+    if problems:
+        raise SystemExit("make_tiny_model.py: " + "; ".join(problems))
+
+
 def make_weights(h, seed):
     """Canonical weights: dict of numpy float32 arrays with Mistral-layout names."""
     rng = np.random.default_rng(seed)
     d, hd = h["dim"], h["dim"] // h["n_heads"]
     qd, kvd, hid = h["n_heads"] * hd, h["n_kv_heads"] * hd, h["hidden"]
     r = lambda *s, scale: (rng.standard_normal(s) * scale).astype(np.float32)  # noqa: E731
-    norm = lambda: rng.uniform(0.8, 1.2, d).astype(np.float32)  # noqa: E731
+    # Norm weights sit on the bfloat16 grid, so every format (F32 GGUF norms, F16 or BF16
+    # safetensors) holds exactly the same values.
+    norm = lambda: sf.round_trip(rng.uniform(0.8, 1.2, d), "bf16")  # noqa: E731
     w = {"tok_embeddings.weight": r(h["vocab"], d, scale=1.0), "norm.weight": norm(),
          "output.weight": r(h["vocab"], d, scale=d ** -0.5)}
     for l in range(h["n_layers"]):
@@ -81,7 +98,7 @@ def gguf_metadata(g, h, name):
     g.u32("llama.rope.dimension_count", hd)
     g.u32("llama.attention.head_count", h["n_heads"])
     g.u32("llama.attention.head_count_kv", h["n_kv_heads"])
-    g.f32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+    g.f32("llama.attention.layer_norm_rms_epsilon", h["norm_eps"])
     g.f32("llama.rope.freq_base", h["rope_theta"])
     g.u32("llama.vocab_size", h["vocab"])
     if h["n_experts"]:
@@ -145,7 +162,7 @@ def write_hf(folder, h, w, dtype, shards):
     os.makedirs(folder, exist_ok=True)
     cfg = {"architectures": ["MixtralForCausalLM" if h["n_experts"] else "MistralForCausalLM"],
            "hidden_size": h["dim"], "intermediate_size": h["hidden"], "num_hidden_layers": h["n_layers"],
-           "num_attention_heads": h["n_heads"], "num_key_value_heads": h["n_kv_heads"], "rms_norm_eps": 1e-5,
+           "num_attention_heads": h["n_heads"], "num_key_value_heads": h["n_kv_heads"], "rms_norm_eps": h["norm_eps"],
            "rope_theta": h["rope_theta"], "vocab_size": h["vocab"], "max_position_embeddings": h["context"],
            "sliding_window": h["window"] or None, "tie_word_embeddings": False,
            "torch_dtype": {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype]}
@@ -172,7 +189,7 @@ def write_mistral(folder, h, w, dtype):
     os.makedirs(folder, exist_ok=True)
     params = {"dim": h["dim"], "n_layers": h["n_layers"], "head_dim": h["dim"] // h["n_heads"],
               "hidden_dim": h["hidden"], "n_heads": h["n_heads"], "n_kv_heads": h["n_kv_heads"],
-              "norm_eps": 1e-5, "vocab_size": h["vocab"], "rope_theta": h["rope_theta"],
+              "norm_eps": h["norm_eps"], "vocab_size": h["vocab"], "rope_theta": h["rope_theta"],
               "max_seq_len": h["context"]}
     if h["window"]:
         params["sliding_window"] = h["window"]
@@ -198,35 +215,61 @@ def add_tokenizer(g, model_path):
     g.u32("tokenizer.ggml.unknown_token_id", sp.unk_id())
 
 
-def write_real_shape(path, h, dtype, seed, tokenizer=None):
-    """A real-shape benchmark file (random weights, never committed)."""
+def write_real_shape(path, h, dtype, seed, tokenizer=None, slice_values=16 << 20):
+    """A real-shape benchmark file (random weights, never committed). Streams: each tensor is made
+    when it is written, slice by slice, so memory stays small (~0.3 GB) whatever the file's size.
+    The slices are windows at random offsets into one pool of normal values (std 0.02): drawing and
+    converting billions of fresh values would take minutes and a benchmark gains nothing from it."""
     rng = np.random.default_rng(seed)
     d, hd = h["dim"], h["dim"] // h["n_heads"]
     g = sf.GGUFWriter()
     gguf_metadata(g, h, "real-shape-" + ("mixtral" if h["n_experts"] else "mistral"))
     if tokenizer:
         add_tokenizer(g, tokenizer)
-    r = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02)  # noqa: E731
-    g.tensor("token_embd.weight", r(h["vocab"], d), dtype)
+    pools = {}
+
+    def pool(dt):
+        if dt not in pools:
+            values = rng.standard_normal(2 * slice_values, dtype=np.float32) * np.float32(0.02)
+            pools[dt] = sf.encode(values, dt)
+        return pools[dt]
+
+    def rand(name, *shape, dt=dtype):
+        rows = max(1, slice_values // shape[-1])
+        flat = int(np.prod(shape[:-1]))
+        size = sf._GGML[dt][1]
+
+        def chunks():
+            p = pool(dt)
+            for r0 in range(0, flat, rows):
+                n = min(rows, flat - r0) * shape[-1]
+                off = int(rng.integers(0, slice_values)) * size
+                yield p[off: off + n * size]
+        g.tensor_lazy(name, shape, dt, chunks)
+
+    def ones(name):
+        g.tensor_lazy(name, (d,), "f32", lambda: iter([np.ones(d, np.float32)]))
+
+    rand("token_embd.weight", h["vocab"], d)
     for l in range(h["n_layers"]):
         b = f"blk.{l}."
-        g.tensor(b + "attn_norm.weight", np.ones(d, np.float32))
-        g.tensor(b + "attn_q.weight", r(h["n_heads"] * hd, d), dtype)
-        g.tensor(b + "attn_k.weight", r(h["n_kv_heads"] * hd, d), dtype)
-        g.tensor(b + "attn_v.weight", r(h["n_kv_heads"] * hd, d), dtype)
-        g.tensor(b + "attn_output.weight", r(d, h["n_heads"] * hd), dtype)
-        g.tensor(b + "ffn_norm.weight", np.ones(d, np.float32))
+        ones(b + "attn_norm.weight")
+        rand(b + "attn_q.weight", h["n_heads"] * hd, d)
+        rand(b + "attn_k.weight", h["n_kv_heads"] * hd, d)
+        rand(b + "attn_v.weight", h["n_kv_heads"] * hd, d)
+        rand(b + "attn_output.weight", d, h["n_heads"] * hd)
+        ones(b + "ffn_norm.weight")
         if h["n_experts"]:
-            g.tensor(b + "ffn_gate_inp.weight", r(h["n_experts"], d))
-            for n, shape in (("ffn_gate_exps", (h["hidden"], d)), ("ffn_up_exps", (h["hidden"], d)),
-                             ("ffn_down_exps", (d, h["hidden"]))):
-                g.tensor(b + n + ".weight", r(h["n_experts"], *shape), dtype)
+            rand(b + "ffn_gate_inp.weight", h["n_experts"], d, dt="f32")
+            rand(b + "ffn_gate_exps.weight", h["n_experts"], h["hidden"], d)
+            rand(b + "ffn_up_exps.weight", h["n_experts"], h["hidden"], d)
+            rand(b + "ffn_down_exps.weight", h["n_experts"], d, h["hidden"])
         else:
-            g.tensor(b + "ffn_gate.weight", r(h["hidden"], d), dtype)
-            g.tensor(b + "ffn_up.weight", r(h["hidden"], d), dtype)
-            g.tensor(b + "ffn_down.weight", r(d, h["hidden"]), dtype)
-    g.tensor("output_norm.weight", np.ones(d, np.float32))
-    g.tensor("output.weight", r(h["vocab"], d), dtype)
+            rand(b + "ffn_gate.weight", h["hidden"], d)
+            rand(b + "ffn_up.weight", h["hidden"], d)
+            rand(b + "ffn_down.weight", d, h["hidden"])
+    ones("output_norm.weight")
+    rand("output.weight", h["vocab"], d)
     g.write(path)
 
 
@@ -241,8 +284,10 @@ def main():
     ap.add_argument("--real-shape", action="store_true", help="Mixtral 8x7B / Mistral 7B layer shapes")
     ap.add_argument("--layers", type=int, help="override the layer count")
     ap.add_argument("--tokenizer-model", help="embed this SentencePiece tokenizer.model (real-shape files)")
-    for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads"):
+    for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads", "experts", "top_k"):
         ap.add_argument("--" + k.replace("_", "-"), type=int)
+    ap.add_argument("--rope-theta", type=float)
+    ap.add_argument("--norm-eps", type=float)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     h = dict(PRESETS[a.kind])
@@ -252,12 +297,16 @@ def main():
         return
     if a.layers:
         h["n_layers"] = a.layers
-    for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads"):
+    for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads", "top_k",
+              "rope_theta", "norm_eps"):
         if getattr(a, k) is not None:
             h[k] = getattr(a, k)
+    if a.experts is not None:
+        h["n_experts"] = a.experts
+    check(h)
     w = make_weights(h, a.seed)
     # The reference sees exactly the values the files hold.
-    stored = {k: (sf.round_trip(v, a.dtype) if v.ndim > 1 else v) for k, v in w.items()}
+    stored = {k: sf.round_trip(v, a.dtype) for k, v in w.items()}
     np.savez(os.path.join(a.out, "weights.npz"), **stored)
     with open(os.path.join(a.out, "ref.json"), "w") as f:
         json.dump(h, f, indent=2)

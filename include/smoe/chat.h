@@ -2,7 +2,9 @@
 // request encoder does:
 //   <s>[INST] user [/INST] answer</s>[INST] user [/INST]
 // With the v1 tokenizer "[INST]" is plain text; with tokenizers that have it as a control piece
-// (v3) it is that piece's id. A system message is prepended to the first user turn.
+// (v3) it is that piece's id. A system message is prepended (system + "\n\n" + user) to the first
+// user turn with v1, to the last one with v3 (as the reference does); v3 also drops trailing spaces
+// of assistant answers.
 #pragma once
 
 #include <string>

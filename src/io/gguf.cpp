@@ -11,22 +11,6 @@ namespace {
 constexpr uint32_t kMaxDims = 4;
 constexpr int kMaxArrayDepth = 8;
 
-bool is_int_type(GgufType t) {
-  switch (t) {
-    case GgufType::UINT8:
-    case GgufType::INT8:
-    case GgufType::UINT16:
-    case GgufType::INT16:
-    case GgufType::UINT32:
-    case GgufType::INT32:
-    case GgufType::UINT64:
-    case GgufType::INT64:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Smallest encoded size of one value of type t (for sanity-checking array counts).
 size_t min_size(GgufType t) {
   switch (t) {
@@ -123,7 +107,7 @@ void read_array(ByteReader& r, GgufValue& v, const std::string& key, int depth) 
     }
     GgufValue e;
     read_scalar(r, et, e);
-    if (is_int_type(et)) {
+    if (gguf_is_int_type(et)) {
       v.ints.push_back(std::holds_alternative<uint64_t>(e.scalar)
                            ? static_cast<int64_t>(std::get<uint64_t>(e.scalar))
                            : std::get<int64_t>(e.scalar));
@@ -148,6 +132,22 @@ GgufValue read_value(ByteReader& r, GgufType t, const std::string& key, int dept
 }
 
 }  // namespace
+
+bool gguf_is_int_type(GgufType t) {
+  switch (t) {
+    case GgufType::UINT8:
+    case GgufType::INT8:
+    case GgufType::UINT16:
+    case GgufType::INT16:
+    case GgufType::UINT32:
+    case GgufType::INT32:
+    case GgufType::UINT64:
+    case GgufType::INT64:
+      return true;
+    default:
+      return false;
+  }
+}
 
 std::string_view gguf_type_name(GgufType t) {
   static constexpr std::string_view names[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
@@ -282,13 +282,13 @@ namespace {
 std::optional<int64_t> GgufFile::get_int(std::string_view key) const {
   const GgufValue* v = find_kv(key);
   if (!v) return std::nullopt;
-  if (auto* u = std::get_if<uint64_t>(&v->scalar); u && is_int_type(v->type)) {
+  if (auto* u = std::get_if<uint64_t>(&v->scalar); u && gguf_is_int_type(v->type)) {
     if (*u > static_cast<uint64_t>(INT64_MAX))
       fail("{}: metadata key '{}' holds {}, too large for a signed 64-bit integer", path(), key,
            *u);
     return static_cast<int64_t>(*u);
   }
-  if (auto* i = std::get_if<int64_t>(&v->scalar); i && is_int_type(v->type)) return *i;
+  if (auto* i = std::get_if<int64_t>(&v->scalar); i && gguf_is_int_type(v->type)) return *i;
   if (v->type == GgufType::BOOL) return std::get<bool>(v->scalar) ? 1 : 0;
   wrong_type(path(), key, "an integer", *v);
 }
@@ -298,9 +298,9 @@ std::optional<double> GgufFile::get_float(std::string_view key) const {
   if (!v) return std::nullopt;
   if (v->type == GgufType::FLOAT32 || v->type == GgufType::FLOAT64)
     return std::get<double>(v->scalar);
-  if (auto* u = std::get_if<uint64_t>(&v->scalar); u && is_int_type(v->type))
+  if (auto* u = std::get_if<uint64_t>(&v->scalar); u && gguf_is_int_type(v->type))
     return static_cast<double>(*u);
-  if (auto* i = std::get_if<int64_t>(&v->scalar); i && is_int_type(v->type))
+  if (auto* i = std::get_if<int64_t>(&v->scalar); i && gguf_is_int_type(v->type))
     return static_cast<double>(*i);
   wrong_type(path(), key, "a number", *v);
 }
@@ -339,7 +339,7 @@ const std::vector<double>* GgufFile::get_float_array(std::string_view key) const
 const std::vector<int64_t>* GgufFile::get_int_array(std::string_view key) const {
   const GgufValue* v = find_kv(key);
   if (!v) return nullptr;
-  if (v->type != GgufType::ARRAY || !is_int_type(v->elem_type))
+  if (v->type != GgufType::ARRAY || !gguf_is_int_type(v->elem_type))
     wrong_type(path(), key, "an array of integers", *v);
   return &v->ints;
 }

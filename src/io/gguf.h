@@ -32,6 +32,8 @@ enum class GgufType : uint32_t {
 };
 
 std::string_view gguf_type_name(GgufType t);
+// Any of the eight integer types.
+bool gguf_is_int_type(GgufType t);
 
 // One metadata value. Scalars keep their exact type; arrays are homogeneous (elem_type) and are
 // stored in the vector matching their element kind.

@@ -117,22 +117,6 @@ GgufValue scalar(GgufType t, std::variant<uint64_t, int64_t, double, bool, std::
   return v;
 }
 
-bool is_int(GgufType t) {
-  switch (t) {
-    case GgufType::UINT8:
-    case GgufType::INT8:
-    case GgufType::UINT16:
-    case GgufType::INT16:
-    case GgufType::UINT32:
-    case GgufType::INT32:
-    case GgufType::UINT64:
-    case GgufType::INT64:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // A value the writer can encode: its type is known, a scalar holds the alternative of its kind and
 // an array keeps all its elements in the one vector matching elem_type.
 void check_value(const std::string& key, const GgufValue& v, int depth) {
@@ -143,7 +127,7 @@ void check_value(const std::string& key, const GgufValue& v, int depth) {
     bad("unknown value type");
   if (v.type != GgufType::ARRAY) {
     const auto& s = v.scalar;
-    const bool ok = is_int(v.type)
+    const bool ok = gguf_is_int_type(v.type)
                         ? std::holds_alternative<uint64_t>(s) || std::holds_alternative<int64_t>(s)
                     : v.type == GgufType::FLOAT32 || v.type == GgufType::FLOAT64
                         ? std::holds_alternative<double>(s)
@@ -156,7 +140,7 @@ void check_value(const std::string& key, const GgufValue& v, int depth) {
   const GgufType e = v.elem_type;
   if (static_cast<uint32_t>(e) > static_cast<uint32_t>(GgufType::FLOAT64))
     bad("unknown array element type");
-  const size_t in_kind = is_int(e)                                          ? v.ints.size()
+  const size_t in_kind = gguf_is_int_type(e)                                ? v.ints.size()
                          : e == GgufType::FLOAT32 || e == GgufType::FLOAT64 ? v.floats.size()
                          : e == GgufType::BOOL                              ? v.bools.size()
                          : e == GgufType::STRING                            ? v.strings.size()

@@ -35,17 +35,26 @@ std::vector<int32_t> encode_chat(const Tokenizer& tok, const std::vector<ChatMes
   }
   const int32_t inst = control_id(tok, "[INST]"), end_inst = control_id(tok, "[/INST]");
   const bool control = inst >= 0 && end_inst >= 0;
+  // The reference encoder puts the system prompt before the first user turn with the v1
+  // tokenizer, and before the last one with the control-token (v2 / v3) tokenizers.
+  size_t system_turn = first;
+  if (control)
+    for (size_t i = first; i < messages.size(); ++i)
+      if (messages[i].role == "user") system_turn = i;
   const EncodeOptions plain{.add_bos = false, .parse_special = false};
   std::vector<int32_t> out;
   if (tok.bos_id() >= 0) out.push_back(tok.bos_id());
   for (size_t i = first; i < messages.size(); ++i) {
     std::string content = messages[i].content;
     if (messages[i].role == "assistant") {
+      // v2 / v3 drop trailing spaces of answers; v1 keeps them.
+      if (control)
+        while (!content.empty() && content.back() == ' ') content.pop_back();
       append(out, tok.encode(content, plain));
       if (tok.eos_id() >= 0) out.push_back(tok.eos_id());
       continue;
     }
-    if (i == first && !system.empty()) content = system + "\n\n" + content;
+    if (i == system_turn && !system.empty()) content = system + "\n\n" + content;
     if (control) {
       out.push_back(inst);
       append(out, tok.encode(content, plain));

@@ -1,5 +1,6 @@
 #include "tokenizer/spm_bpe.h"
 
+#include <algorithm>
 #include <queue>
 
 #include "core/error.h"
@@ -63,37 +64,45 @@ std::string SpmBpeTokenizer::normalize(std::string_view text, bool at_start) con
     else
       out += c;
   }
+  // SentencePiece trims trailing ▁ after escaping, so a ▁ written in the text goes too.
+  if (v_.remove_extra_whitespaces)
+    while (out.ends_with(kSpaceSymbol)) out.resize(out.size() - kSpaceSymbol.size());
   return out;
 }
 
-void SpmBpeTokenizer::emit_symbol(std::string_view p, std::vector<int32_t>& out) const {
-  if (auto it = v_.mergeable.find(p); it != v_.mergeable.end()) {
-    out.push_back(it->second);
-    return;
+void SpmBpeTokenizer::emit_symbol(std::string_view p, const RevMerge& rev,
+                                  std::vector<int32_t>& out) const {
+  const int32_t id = v_.piece_to_id(p);
+  if (id != v_.unk_id && v_.types[id] == PieceType::Unused) {
+    // Unused pieces are never emitted: split back into the two symbols that made this one.
+    if (auto it = rev.find(p); it != rev.end()) {
+      emit_symbol(it->second.first, rev, out);
+      emit_symbol(it->second.second, rev, out);
+      return;
+    }
   }
-  if (v_.byte_fallback) {
+  if (id == v_.unk_id && v_.byte_fallback) {
     for (unsigned char c : p) out.push_back(v_.byte_ids[c] >= 0 ? v_.byte_ids[c] : v_.unk_id);
     return;
   }
-  out.push_back(v_.unk_id);
+  out.push_back(id);
+}
+
+// Length of the user-defined piece at s[i] (longest), or 0.
+size_t SpmBpeTokenizer::match_user_defined(std::string_view s, size_t i) const {
+  if (!v_.user_defined_first[static_cast<unsigned char>(s[i])]) return 0;
+  for (const std::string& u : v_.user_defined)
+    if (s.compare(i, u.size(), u) == 0) return u.size();
+  return 0;
 }
 
 void SpmBpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>& out) const {
   std::vector<Symbol> sym;
   sym.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    size_t len = 0;
-    bool frozen = false;
-    for (const std::string& u : v_.user_defined)
-      if (s.compare(i, u.size(), u) == 0) {
-        len = u.size();
-        frozen = true;
-        break;
-      }
-    if (!len) {
-      len = utf8::valid_char_len(s, i);
-      if (!len) len = 1;
-    }
+    size_t len = match_user_defined(s, i);
+    const bool frozen = len > 0;
+    if (!len) len = std::max<size_t>(1, utf8::valid_char_len(s, i));
     const int k = static_cast<int>(sym.size());
     sym.push_back({k - 1, k + 1, static_cast<uint32_t>(i), static_cast<uint32_t>(len), frozen});
     i += len;
@@ -101,6 +110,9 @@ void SpmBpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>
   if (sym.empty()) return;
   sym.back().next = -1;
 
+  // Joined piece → the two symbols it was made of, for unused pieces (as the reference keeps it:
+  // the latest pair queued wins).
+  RevMerge rev;
   std::priority_queue<Pair, std::vector<Pair>, PairOrder> agenda;
   auto try_pair = [&](int l, int r) {
     if (l < 0 || r < 0 || sym[l].frozen || sym[r].frozen) return;
@@ -108,6 +120,8 @@ void SpmBpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>
     auto it = v_.mergeable.find(joined);
     if (it == v_.mergeable.end()) return;
     agenda.push({v_.scores[it->second], l, r, static_cast<uint32_t>(joined.size())});
+    if (v_.has_unused && v_.types[it->second] == PieceType::Unused)
+      rev[joined] = {s.substr(sym[l].start, sym[l].len), s.substr(sym[r].start, sym[r].len)};
   };
   for (size_t i = 0; i + 1 < sym.size(); ++i)
     try_pair(static_cast<int>(i), static_cast<int>(i + 1));
@@ -128,26 +142,22 @@ void SpmBpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>
     try_pair(l.prev, p.left);
     try_pair(p.left, l.next);
   }
-  for (int i = 0; i >= 0; i = sym[i].next) {
-    const std::string_view piece = s.substr(sym[i].start, sym[i].len);
-    auto it = v_.mergeable.find(piece);
-    if (it != v_.mergeable.end() && v_.types[it->second] == PieceType::Unused) {
-      // Unused pieces are never emitted: fall back to their characters.
-      for (size_t k = 0; k < piece.size();) {
-        const size_t n = std::max<size_t>(1, utf8::valid_char_len(piece, k));
-        emit_symbol(piece.substr(k, n), out);
-        k += n;
-      }
-      continue;
-    }
-    emit_symbol(piece, out);
+  const size_t first_out = out.size();
+  for (int i = 0; i >= 0; i = sym[i].next)
+    emit_symbol(s.substr(sym[i].start, sym[i].len), rev, out);
+  if (!v_.byte_fallback) {
+    // Without byte fallback SentencePiece joins a run of unknown characters into one <unk>.
+    auto keep = out.begin() + static_cast<std::ptrdiff_t>(first_out);
+    auto end = std::unique(keep, out.end(),
+                           [&](int32_t a, int32_t b) { return a == v_.unk_id && b == v_.unk_id; });
+    out.erase(end, out.end());
   }
 }
 
 std::vector<int32_t> SpmBpeTokenizer::encode(std::string_view text, const EncodeOptions& o) const {
   std::vector<int32_t> out;
   if (o.add_bos && v_.bos_id >= 0) out.push_back(v_.bos_id);
-  if (!o.parse_special || v_.special.empty()) {
+  if (!o.parse_special || v_.special_by_length.empty()) {
     encode_normalized(normalize(text, true), out);
     return out;
   }
@@ -157,11 +167,13 @@ std::vector<int32_t> SpmBpeTokenizer::encode(std::string_view text, const Encode
   for (size_t i = 0; i < text.size();) {
     size_t best = 0;
     int32_t id = -1;
-    for (const auto& [p, pid] : v_.special)
-      if (p.size() > best && text.compare(i, p.size(), p) == 0) {
-        best = p.size();
-        id = pid;
-      }
+    if (v_.special_first[static_cast<unsigned char>(text[i])])
+      for (const auto& [p, pid] : v_.special_by_length)
+        if (text.compare(i, p.size(), p) == 0) {
+          best = p.size();
+          id = pid;
+          break;
+        }
     if (!best) {
       ++i;
       continue;
@@ -204,19 +216,39 @@ std::string SpmBpeTokenizer::token_bytes(int32_t id, bool render_special) const 
   }
 }
 
+bool SpmBpeTokenizer::strips_leading_space(int32_t id, const DecodeOptions& o) const {
+  // As SentencePiece: the first decoded piece loses the ▁ it starts with, unless it is a byte,
+  // control or unknown piece (those are not text pieces).
+  if (!o.strip_leading_space || !check_id(id)) return false;
+  if (!v_.add_dummy_prefix && !v_.remove_extra_whitespaces) return false;
+  const PieceType t = v_.types[id];
+  if (t != PieceType::Normal && t != PieceType::UserDefined && t != PieceType::Unused) return false;
+  return v_.pieces[id].starts_with(kSpaceSymbol);
+}
+
 std::string SpmBpeTokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptions& o) const {
-  std::string raw;
+  // Runs of byte pieces are read as UTF-8 on their own (as SentencePiece does): any other piece,
+  // a hidden control one included, ends the run, and a character it cut becomes U+FFFD.
+  std::string out, bytes;
   bool first = true;
   for (int32_t id : ids) {
+    const bool is_byte = check_id(id) && v_.types[id] == PieceType::Byte;
+    if (!is_byte && !bytes.empty()) {
+      out += utf8::sanitize(bytes);
+      bytes.clear();
+    }
     std::string b = token_bytes(id, o.render_special);
     if (b.empty()) continue;
-    if (first && o.strip_leading_space && v_.add_dummy_prefix && b[0] == ' ' &&
-        v_.types[id] != PieceType::Byte)
-      b.erase(0, 1);
-    first = false;
-    raw += b;
+    if (first && strips_leading_space(id, o)) b.erase(0, 1);
+    if (is_byte)
+      bytes += b;
+    else
+      out += utf8::sanitize(b);  // pieces are valid UTF-8 in any sane vocabulary; stay safe
+    // With remove_extra_whitespaces SentencePiece keeps stripping until some text came out.
+    first = v_.remove_extra_whitespaces && out.empty() && bytes.empty();
   }
-  return utf8::sanitize(raw);
+  out += utf8::sanitize(bytes);
+  return out;
 }
 
 }  // namespace smoe

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
+#include <utility>
 
 #include "smoe/tokenizer.h"
 #include "tokenizer/vocab.h"
@@ -28,6 +30,8 @@ class SpmBpeTokenizer : public Tokenizer {
   std::string token_bytes(int32_t id, bool render_special) const override;
 
   const Vocab& vocab() const { return v_; }
+  // Whether decoding drops the leading space of `id` when it comes first.
+  bool strips_leading_space(int32_t id, const DecodeOptions& o) const;
 
   // The text as the model sees it: dummy prefix, ▁ for spaces (exposed for tests).
   std::string normalize(std::string_view text, bool at_start) const;
@@ -35,7 +39,10 @@ class SpmBpeTokenizer : public Tokenizer {
  private:
   // BPE of one normalised segment, ids appended to `out`.
   void encode_normalized(std::string_view s, std::vector<int32_t>& out) const;
-  void emit_symbol(std::string_view piece, std::vector<int32_t>& out) const;
+  using RevMerge =
+      std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>>;
+  void emit_symbol(std::string_view piece, const RevMerge& rev, std::vector<int32_t>& out) const;
+  size_t match_user_defined(std::string_view s, size_t i) const;
   bool check_id(int32_t id) const { return id >= 0 && id < n_vocab(); }
 
   Vocab v_;

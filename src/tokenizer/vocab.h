@@ -59,8 +59,19 @@ struct Vocab {
   PieceMap mergeable;
   // Control / unknown pieces by text (for parse_special and rendering).
   PieceMap special;
+  // Control, unknown and byte pieces: SentencePiece looks these up first.
+  PieceMap reserved;
   int32_t byte_ids[256];                  // <0xXX> piece of each byte, -1 when absent
   std::vector<std::string> user_defined;  // matched literally in the input, longest first
+  bool has_unused = false;                // any Unused piece (needs resegmentation)
+  // Which bytes start a user-defined / special piece (skips the literal search elsewhere).
+  bool user_defined_first[256] = {};
+  bool special_first[256] = {};
+  std::vector<std::pair<std::string, int32_t>> special_by_length;  // longest first
+
+  // The id SentencePiece gives a piece: control / unknown / byte text first, then the others,
+  // else unk_id.
+  int32_t piece_to_id(std::string_view p) const;
 };
 
 }  // namespace smoe

@@ -1,6 +1,9 @@
 """The engine's logits against an independent numpy reference (scripts/ref_forward.py) on tiny
-random Mixtral- and Mistral-style models, in every file format and dtype smoe reads, with every
-pre-fill chunking, after the sliding window has wrapped several times."""
+random Mixtral- and Mistral-style models, in every file format and dtype smoe reads (GGUF merged
+and per-expert, HF single and sharded, Mistral folder; F32, F16, BF16: all within 1e-4 of the
+float64 reference on the stored weights), with every pre-fill chunking, after the sliding window
+has wrapped several times, for head_dim 128, MQA, other top-k and a full context. The reference
+checks itself in test_reference_selftest.py."""
 import os
 import subprocess
 import sys
@@ -42,46 +45,70 @@ def ids_for(n, vocab, seed):
     return [int(x) for x in np.random.default_rng(seed).integers(0, vocab, n)]
 
 
+def rounded_checks(kind, seed, ids, chunks=()):
+    """f16 and bf16 copies: every format against the reference on the rounded weights."""
+    for dt in ("f16", "bf16"):
+        d = os.path.join(tmp, f"{kind}-{dt}")
+        hh, ww = make(d, "--kind", kind, "--seed", str(seed), "--dtype", dt)
+        r = rf.forward(hh, ww, ids)  # the reference on the rounded weights
+        for where, path in (("GGUF", "model.gguf"), ("HF", "hf"), ("Mistral folder", "mistral")):
+            compare(f"{kind} {where} {dt}", logits(os.path.join(d, path), ids), r, 1e-4)
+        for chunk in chunks:
+            compare(f"{kind} GGUF {dt}, chunk {chunk}", logits(os.path.join(d, "model.gguf"), ids, "--chunk", str(chunk)), r, 1e-4)
+
+
 with tempfile.TemporaryDirectory() as tmp:
     # Mixtral-style: 8 experts top-2, GQA; every format and expert layout.
     mx = os.path.join(tmp, "mixtral")
     h, w = make(mx, "--kind", "mixtral", "--seed", "1", "--shards", "2")
     ids = ids_for(40, h["vocab"], 1)
     ref = rf.forward(h, w, ids)
-    compare("numpy self-check: rotate-half on HF weights = interleaved",
-            rf.forward(h, rf.hf_weights(h, w), ids, rope=rf.rope_half), ref, 1e-10)
+    # The reference's own HF variant: rotate-half RoPE on the q/k rows as the HF folder holds them.
+    hh, hw, rope = rf.load_copy(mx, "hf")
+    compare("numpy: rotate-half on the HF folder's weights = interleaved on the canonical ones",
+            rf.forward(hh, hw, ids, rope=rope), ref, 1e-9)
     g = compare("mixtral GGUF f32", logits(os.path.join(mx, "model.gguf"), ids), ref, 1e-4)
     hf = compare("mixtral HF folder (2 shards)", logits(os.path.join(mx, "hf"), ids), ref, 1e-4)
     compare("mixtral GGUF vs HF copies", hf, g, 1e-5)
     compare("mixtral Mistral folder", logits(os.path.join(mx, "mistral"), ids), ref, 1e-4)
     compare("mixtral GGUF, scalar reference kernels", logits(os.path.join(mx, "model.gguf"), ids, "--reference"), ref, 1e-4)
     compare("mixtral GGUF, 3 threads, chunk 7", logits(os.path.join(mx, "model.gguf"), ids, "-t", "3", "--chunk", "7"), ref, 1e-4)
+    compare("mixtral GGUF, chunk 1 (token by token)", logits(os.path.join(mx, "model.gguf"), ids, "--chunk", "1"), ref, 1e-4)
     legacy = os.path.join(tmp, "legacy")
     make(legacy, "--kind", "mixtral", "--seed", "1", "--legacy-experts")
     compare("mixtral GGUF per-expert tensors", logits(os.path.join(legacy, "model.gguf"), ids), ref, 1e-4)
     single = os.path.join(tmp, "single")
     make(single, "--kind", "mixtral", "--seed", "1")
     compare("mixtral HF single file", logits(os.path.join(single, "hf"), ids), ref, 1e-4)
-    for dt, tol in (("f16", 1e-4), ("bf16", 1e-4)):
-        d = os.path.join(tmp, dt)
-        hh, ww = make(d, "--kind", "mixtral", "--seed", "1", "--dtype", dt)
-        r = rf.forward(hh, ww, ids)  # the reference on the rounded weights
-        compare(f"mixtral GGUF {dt}", logits(os.path.join(d, "model.gguf"), ids), r, tol)
-        compare(f"mixtral HF {dt}", logits(os.path.join(d, "hf"), ids), r, tol)
+    rounded_checks("mixtral", 1, ids)
 
     # Mistral-style: dense, sliding window 16; 70 tokens wrap the rolling buffer four times.
     ms = os.path.join(tmp, "mistral")
-    h, w = make(ms, "--kind", "mistral", "--seed", "2")
+    h, w = make(ms, "--kind", "mistral", "--seed", "2", "--shards", "3")
     W = h["window"]
     ids = ids_for(70, h["vocab"], 2)
     ref = rf.forward(h, w, ids)
-    for chunk in (1, 3, W - 1, W, W + 1, 70):
-        compare(f"mistral GGUF window {W}, chunk {chunk}", logits(os.path.join(ms, "model.gguf"), ids, "--chunk", str(chunk)), ref, 1e-4)
-    compare("mistral HF folder (sliding_window in config.json)", logits(os.path.join(ms, "hf"), ids, "--chunk", "5"), ref, 1e-4)
-    compare("mistral Mistral folder", logits(os.path.join(ms, "mistral"), ids), ref, 1e-4)
     full = dict(h, window=0)
     c.check(float(np.abs(rf.forward(full, w, ids) - ref).max()) > 1e-3,
             "the window must matter on 70 tokens (else this test proves nothing)")
+    for chunk in (1, 3, W - 1, W, W + 1, 70):
+        compare(f"mistral GGUF window {W}, chunk {chunk}", logits(os.path.join(ms, "model.gguf"), ids, "--chunk", str(chunk)), ref, 1e-4)
+    compare("mistral GGUF, scalar reference kernels, chunk 5", logits(os.path.join(ms, "model.gguf"), ids, "--reference", "--chunk", "5"), ref, 1e-4)
+    compare("mistral HF folder (3 shards, sliding_window in config.json), chunk 5", logits(os.path.join(ms, "hf"), ids, "--chunk", "5"), ref, 1e-4)
+    compare("mistral Mistral folder (sliding_window in params.json), chunk 17", logits(os.path.join(ms, "mistral"), ids, "--chunk", "17"), ref, 1e-4)
+    rounded_checks("mistral", 2, ids, chunks=(W - 1, W + 1))
+
+    # Other shapes: the real models' head_dim 128 with a window of 40 over 100 tokens; MQA with 3 of
+    # 4 experts; a whole 256-token context in chunks of 64.
+    for name, args, n, extra in (
+            ("hd128", ["--kind", "mistral", "--dim", "256", "--n-heads", "2", "--n-kv-heads", "1", "--window", "40",
+                       "--layers", "2"], 100, ["--chunk", "9"]),
+            ("mqa-top3", ["--kind", "mixtral", "--n-kv-heads", "1", "--experts", "4", "--top-k", "3"], 30, []),
+            ("full-context", ["--kind", "mixtral", "--layers", "2"], 256, ["--chunk", "64"])):
+        d = os.path.join(tmp, name)
+        hv, wv = make(d, *args, "--seed", "5")
+        vids = ids_for(n, hv["vocab"], 5)
+        compare(f"{name}: GGUF {' '.join(extra)}", logits(os.path.join(d, "model.gguf"), vids, *extra), rf.forward(hv, wv, vids), 1e-4)
 
     # Quantized copies: the SIMD path equals the scalar reference on the same quantized weights,
     # and the logits stay near the f32 model's. dim 256 so k-quant blocks fit the rows.

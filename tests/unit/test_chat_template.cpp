@@ -49,6 +49,29 @@ TEST(ChatTemplate, SystemPromptGoesBeforeTheFirstUserTurn) {
   EXPECT_EQ(tok->decode(with), "[INST] Be brief.\n\nHi [/INST]");
 }
 
+TEST(ChatTemplate, V3PutsTheSystemPromptBeforeTheLastUserTurn) {
+  if (!std::filesystem::exists(kData + "/mistral-tokenizer.v3.model"))
+    GTEST_SKIP() << "the v3 Mistral tokenizer is not in ../shared/data";
+  auto tok = Tokenizer::load(kData + "/mistral-tokenizer.v3.model");
+  const auto with = encode_chat(
+      *tok, {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello.  "}, {"user", "Bye"}});
+  const auto manual =
+      encode_chat(*tok, {{"user", "Hi"}, {"assistant", "Hello."}, {"user", "Be brief.\n\nBye"}});
+  EXPECT_EQ(with, manual);
+  EXPECT_EQ(with[1], 3);  // [INST]
+  EXPECT_EQ(tok->decode(with, {.render_special = true}),
+            "<s>[INST] Hi[/INST] Hello.</s>[INST] Be brief.\n\nBye[/INST]");
+}
+
+TEST(ChatTemplate, V1KeepsTrailingSpacesOfAnswers) {
+  if (!std::filesystem::exists(kData + "/mistral-tokenizer.v1.model"))
+    GTEST_SKIP() << "the real Mistral tokenizer is not in ../shared/data";
+  auto tok = Tokenizer::load(kData + "/mistral-tokenizer.v1.model");
+  const auto ids = encode_chat(*tok, {{"user", "Hi"}, {"assistant", "Hello. "}, {"user", "Bye"}});
+  EXPECT_EQ(tok->decode(ids), "[INST] Hi [/INST] Hello.  [INST] Bye [/INST]");  // space + ▁[INST]
+  EXPECT_NE(ids, encode_chat(*tok, {{"user", "Hi"}, {"assistant", "Hello."}, {"user", "Bye"}}));
+}
+
 TEST(ChatTemplate, WrongRoleOrderIsAClearError) {
   if (!std::filesystem::exists(kData + "/mistral-tokenizer.v1.model"))
     GTEST_SKIP() << "the real Mistral tokenizer is not in ../shared/data";
@@ -59,6 +82,7 @@ TEST(ChatTemplate, WrongRoleOrderIsAClearError) {
   EXPECT_THROW(encode_chat(*tok, {{"user", "a"}, {"system", "s"}}), Error);
   try {
     encode_chat(*tok, {{"user", "a"}, {"robot", "b"}});
+    ADD_FAILURE() << "role 'robot' was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'robot'"), std::string::npos);
   }

@@ -88,7 +88,6 @@ TEST(StreamDecoder, NeverEmitsHalfACharacter) {
   for (int32_t id : ids) {
     const std::string piece = dec.push(id);
     // Every chunk is valid UTF-8 on its own.
-    EXPECT_EQ(tok->decode({}) + piece, piece);
     for (size_t i = 0; i < piece.size();) {
       const unsigned char c = static_cast<unsigned char>(piece[i]);
       const size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
