@@ -1,6 +1,6 @@
 // AVX-512 VNNI quantized dot products: dpbusd sums four u8 × s8 products into s32 and dpwssd two
 // s16 × s16 products, each in one instruction. The shared 256-bit bodies (VL) serve most types;
-// Q4_0, Q4_K, Q5_K and Q6_K have 512-bit versions here that take 64 weights at a time.
+// Q4_0, Q8_0, Q4_K, Q5_K and Q6_K have 512-bit versions here that take 64 weights at a time.
 #include <immintrin.h>
 
 #include "quant/dispatch.h"
@@ -144,6 +144,29 @@ float dot_q4_0_512(const void* w, const void* act, int64_t n) {
   return _mm512_reduce_add_ps(acc) + tail;
 }
 
+// Q8_0: two blocks per step; |w| times a with w's sign (AVX-512 has no sign instruction).
+float dot_q8_0_512(const void* w, const void* act, int64_t n) {
+  const auto* b = static_cast<const BlockQ8_0*>(w);
+  const auto* x = static_cast<const BlockQ8_0*>(act);
+  const int64_t nb = n / kQK;
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i q =
+        _mm512_inserti64x4(_mm512_castsi256_si512(load(b[i].qs)), load(b[i + 1].qs), 1);
+    const __m512i a =
+        _mm512_inserti64x4(_mm512_castsi256_si512(load(x[i].qs)), load(x[i + 1].qs), 1);
+    const __m512i sa = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(q), z, a);
+    const __m512i p = _mm512_dpbusd_epi32(z, _mm512_abs_epi8(q), sa);
+    const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h2f(b[i].d) * h2f(x[i].d)),
+                                          _mm512_set1_ps(h2f(b[i + 1].d) * h2f(x[i + 1].d)));
+    acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+  }
+  const float tail = i < nb ? dot_q8_0<VnniOps>(b + i, x + i, kQK) : 0.0f;
+  return _mm512_reduce_add_ps(acc) + tail;
+}
+
 constexpr size_t idx(DType t) {
   return static_cast<size_t>(t);
 }
@@ -155,7 +178,7 @@ constexpr VecDotKernels kAvx512 = [] {
   k.dot[idx(DType::Q4_1)] = dot_q4_1<VnniOps>;
   k.dot[idx(DType::Q5_0)] = dot_q5_0<VnniOps>;
   k.dot[idx(DType::Q5_1)] = dot_q5_1<VnniOps>;
-  k.dot[idx(DType::Q8_0)] = dot_q8_0<VnniOps>;
+  k.dot[idx(DType::Q8_0)] = dot_q8_0_512;
   k.dot[idx(DType::Q2_K)] = dot_q2_k<VnniOps>;
   k.dot[idx(DType::Q3_K)] = dot_q3_k<VnniOps>;
   k.dot[idx(DType::Q4_K)] = dot_q4_k_512;
