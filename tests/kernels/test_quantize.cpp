@@ -29,15 +29,16 @@ TEST(Quantize, ErrorPerTypeOnGaussianWeights) {
   std::normal_distribution<float> nd(0.0f, 0.02f);
   std::vector<float> x(256 * 64);
   for (float& v : x) v = nd(rng);
-  // Bounds: the measured values (printed; identical to the GGUF reference quantizers' on this
-  // data) with a little room; more bits must mean less error.
+  // Bounds: the measured values (printed) with a little room; more bits must mean less error.
+  // On this data the GGUF reference quantizers give the same values except Q6_K (0.0176) and
+  // Q3_K (0.1498), where smoe's error-weighted scale choice is lower.
   const struct {
     DType t;
     double bound;
-  } cases[] = {{DType::F16, 0.0005}, {DType::Q8_0, 0.0056}, {DType::Q6_K, 0.0185},
+  } cases[] = {{DType::F16, 0.0005}, {DType::Q8_0, 0.0056}, {DType::Q6_K, 0.0178},
                {DType::Q5_K, 0.038}, {DType::Q5_1, 0.040},  {DType::Q5_0, 0.045},
                {DType::Q4_K, 0.075}, {DType::Q4_1, 0.082},  {DType::Q4_0, 0.089},
-               {DType::Q3_K, 0.155}, {DType::Q2_K, 0.305}};
+               {DType::Q3_K, 0.149}, {DType::Q2_K, 0.305}};
   for (const auto& c : cases) {
     const double e = relative_rmse(c.t, x);
     std::printf("%-5s relative RMSE %.4f\n", std::string(dtype_name(c.t)).c_str(), e);
@@ -51,7 +52,7 @@ TEST(Quantize, ErrorPerTypeOnGaussianWeights) {
 
 // Values a quantizer produced are on its grid: quantizing them again gives them back exactly.
 // The searches of Q2_K, Q3_K and Q5_K may settle on another grid for them (measured 1.7-1.8%,
-// 3.1-3.4% and 0.4-0.6% relative RMSE over four seeds), so those only come close.
+// 0-0.15% and 0.4-0.6% relative RMSE over four seeds), so those only come close.
 TEST(Quantize, RequantizingDequantizedValuesGivesThemBack) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 0.02f);
@@ -66,7 +67,7 @@ TEST(Quantize, RequantizingDequantizedValuesGivesThemBack) {
     dequantize_row(t, q.data(), y.data(), n);
     const double e = relative_rmse(t, y);
     if (t == DType::Q2_K || t == DType::Q3_K || t == DType::Q5_K)
-      EXPECT_LT(e, t == DType::Q2_K ? 0.025 : t == DType::Q3_K ? 0.045 : 0.008) << dtype_name(t);
+      EXPECT_LT(e, t == DType::Q2_K ? 0.025 : t == DType::Q3_K ? 0.004 : 0.008) << dtype_name(t);
     else
       EXPECT_EQ(e, 0.0) << dtype_name(t);
   }
