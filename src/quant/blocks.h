@@ -32,6 +32,10 @@ struct BlockQ8_0 {  // x = d·q
   uint16_t d;
   int8_t qs[kQK];
 };
+struct BlockQ8_1 {  // activations for Q4_1 / Q5_1 dot products: x = d·q, s = d·Σq
+  uint16_t d, s;
+  int8_t qs[kQK];
+};
 struct BlockQ2_K {  // 16 sub-blocks of 16: x = d·(sc & 15)·q − dmin·(sc >> 4), q ∈ [0, 3]
   uint8_t scales[kQKK / 16];
   uint8_t qs[kQKK / 4];
@@ -71,6 +75,7 @@ static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ8_0) == 34);
+static_assert(sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ2_K) == 84);
 static_assert(sizeof(BlockQ3_K) == 110);
 static_assert(sizeof(BlockQ4_K) == 144);

@@ -2,6 +2,7 @@
 // the layout description, weight by weight.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -178,6 +179,29 @@ TEST(Dequantize, PartialBlocksAreRejected) {
   BlockQ4_K b{};
   std::vector<float> y(300);
   EXPECT_THROW(dequantize_row(DType::Q4_K, &b, y.data(), 100), Error);
+  EXPECT_THROW(dequantize_row(DType::Q8_0, &b, y.data(), 31), Error);
+  EXPECT_THROW(dequantize_row(DType::Q8_K, &b, y.data(), 256), Error);  // activations only
+  EXPECT_THROW(dequantize_row(DType::I32, &b, y.data(), 4), Error);
+}
+
+TEST(Dequantize, HalfBfloatAndFloat) {
+  // IEEE half: 1, -2, the largest finite (65504), the smallest subnormal (2^-24), -0.
+  const uint16_t h[5] = {0x3C00, 0xC000, 0x7BFF, 0x0001, 0x8000};
+  const auto f16 = deq(DType::F16, h, 5);
+  EXPECT_EQ(f16[0], 1.0f);
+  EXPECT_EQ(f16[1], -2.0f);
+  EXPECT_EQ(f16[2], 65504.0f);
+  EXPECT_EQ(f16[3], std::ldexp(1.0f, -24));
+  EXPECT_TRUE(f16[4] == 0.0f && std::signbit(f16[4]));
+  // bfloat16 is the top half of a float: 1, -5, 3.140625 (0x4049).
+  const uint16_t bf[3] = {0x3F80, 0xC0A0, 0x4049};
+  const auto b16 = deq(DType::BF16, bf, 3);
+  EXPECT_EQ(b16[0], 1.0f);
+  EXPECT_EQ(b16[1], -5.0f);
+  EXPECT_EQ(b16[2], 3.140625f);
+  const float f[3] = {1.5f, -0.25f, 1e30f};
+  const auto f32 = deq(DType::F32, f, 3);
+  EXPECT_EQ(f32, std::vector<float>(f, f + 3));
 }
 
 }  // namespace
