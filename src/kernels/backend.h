@@ -30,12 +30,27 @@ void row_to_f32(DType t, const std::byte* src, float* dst, int64_t n);
 // True when row_to_f32 and the matmul kernels support the dtype.
 bool dtype_supported(DType t);
 
+// Float vector primitives (attention's q·k and Σ p·v) in the backend's instruction set.
+struct VecOps {
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a·x
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
   // y (n, w.rows) = x (n, w.cols) · Wᵀ, split over the pool's threads by rows of W.
   virtual void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) = 0;
+  // ys[i] = x · ws[i]ᵀ for `count` matrices with the same number of columns and one input (q, k
+  // and v; an expert's gate and up). A backend may prepare x once and split the rows of all the
+  // matrices as one job; this default runs them one after the other.
+  virtual void matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x,
+                            int64_t n, ThreadPool& pool) {
+    for (int i = 0; i < count; ++i) matmul(*ws[i], x, n, ys[i], pool);
+  }
+  // Defaults to the scalar reference (kernels/ops.h).
+  virtual VecOps vec_ops() const;
 };
 
 // Instruction sets a backend can be built for (same order as cpu::Isa). Auto: the best this CPU

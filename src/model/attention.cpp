@@ -27,18 +27,18 @@ struct KvLookup {
 };
 
 // One query head of one entry: softmax(q·kᵀ/√d) v over the visible positions.
-void attend_head(const ModelConfig& c, const KvLookup& kv, const BatchEntry& e, int64_t i,
-                 int64_t h, float* scores, float* out) {
+void attend_head(const ModelConfig& c, const KvLookup& kv, const VecOps& vec, const BatchEntry& e,
+                 int64_t i, int64_t h, float* scores, float* out) {
   const int64_t hd = c.head_dim, kvh = h / (c.n_heads / c.n_kv_heads);
   const float* q = kv.ws.q.data() + i * c.q_dim() + h * hd;
   const int64_t lo = kv.cache.first_visible(e.pos), n_vis = e.pos - lo + 1;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t j = lo; j <= e.pos; ++j)
-    scores[j - lo] = ops::dot(q, kv.get(e, i, j, false) + kvh * hd, hd) * scale;
+    scores[j - lo] = vec.dot(q, kv.get(e, i, j, false) + kvh * hd, hd) * scale;
   ops::softmax(scores, n_vis);
   for (int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
   for (int64_t j = lo; j <= e.pos; ++j)
-    ops::axpy(out, scores[j - lo], kv.get(e, i, j, true) + kvh * hd, hd);
+    vec.axpy(out, scores[j - lo], kv.get(e, i, j, true) + kvh * hd, hd);
 }
 
 }  // namespace
@@ -47,9 +47,9 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
                      const BatchEntry* batch, int64_t n, Workspace& ws, KvCache& cache,
                      const ForwardContext& ctx) {
   // Projections: q (n, n_heads·hd), k and v (n, kv_dim).
-  ctx.backend.matmul(w.wq, ws.xn.data(), n, ws.q.data(), ctx.pool);
-  ctx.backend.matmul(w.wk, ws.xn.data(), n, ws.k.data(), ctx.pool);
-  ctx.backend.matmul(w.wv, ws.xn.data(), n, ws.v.data(), ctx.pool);
+  const Matrix* wqkv[] = {&w.wq, &w.wk, &w.wv};
+  float* qkv[] = {ws.q.data(), ws.k.data(), ws.v.data()};
+  ctx.backend.matmul_multi(wqkv, qkv, 3, ws.xn.data(), n, ctx.pool);
   for (int64_t i = 0; i < n; ++i) {
     ops::rope(ws.q.data() + i * c.q_dim(), c.n_heads, c.head_dim, batch[i].pos, ws.inv_freq.data());
     ops::rope(ws.k.data() + i * c.kv_dim(), c.n_kv_heads, c.head_dim, batch[i].pos,
@@ -59,11 +59,13 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
   // Every (entry, head) pair is independent.
   const KvLookup kv{ws, cache, layer, c.kv_dim()};
   const int64_t n_ctx = cache.n_ctx();
+  const VecOps vec = ctx.backend.vec_ops();
   ctx.pool.parallel_for(n * c.n_heads, [&](int t, int64_t b, int64_t e) {
     float* scores = ws.scores.data() + t * n_ctx;
     for (int64_t ih = b; ih < e; ++ih) {
       const int64_t i = ih / c.n_heads, h = ih % c.n_heads;
-      attend_head(c, kv, batch[i], i, h, scores, ws.att.data() + i * c.q_dim() + h * c.head_dim);
+      attend_head(c, kv, vec, batch[i], i, h, scores,
+                  ws.att.data() + i * c.q_dim() + h * c.head_dim);
     }
   });
 

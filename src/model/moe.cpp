@@ -12,8 +12,9 @@ namespace {
 // SwiGLU of one expert over m gathered rows: ws.xe (m, dim) → ws.ye (m, dim).
 void run_expert(const ExpertWeights& e, int64_t m, Workspace& ws, const ForwardContext& ctx) {
   const int64_t hidden = e.gate.rows;
-  ctx.backend.matmul(e.gate, ws.xe.data(), m, ws.h1.data(), ctx.pool);  // (m, hidden)
-  ctx.backend.matmul(e.up, ws.xe.data(), m, ws.h3.data(), ctx.pool);    // (m, hidden)
+  const Matrix* w13[] = {&e.gate, &e.up};
+  float* h13[] = {ws.h1.data(), ws.h3.data()};                       // (m, hidden) each
+  ctx.backend.matmul_multi(w13, h13, 2, ws.xe.data(), m, ctx.pool);  // gate and up at once
   ops::silu_mul(ws.h1.data(), ws.h3.data(), m * hidden);
   ctx.backend.matmul(e.down, ws.h1.data(), m, ws.ye.data(), ctx.pool);  // (m, dim)
 }

@@ -66,5 +66,33 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(BackendIsa::Scalar, BackendIsa::Avx2, BackendIsa::Avx512),
                        ::testing::Values(DType::F32, DType::F16, DType::BF16)));
 
+// Each ISA's float vector ops (attention's q·k and Σ p·v) against the scalar reference on
+// lengths that are not a multiple of the vector width.
+TEST(FloatVecOps, MatchScalarOnOddLengths) {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd;
+  std::vector<const cpu::FloatKernels*> ks;
+  if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
+  if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
+  for (int64_t n : {1, 7, 16, 33, 128, 131}) {
+    std::vector<float> a(n), b(n), y0(n);
+    for (int64_t i = 0; i < n; ++i) {
+      a[i] = nd(rng);
+      b[i] = nd(rng);
+      y0[i] = nd(rng);
+    }
+    double ref = 0;
+    for (int64_t i = 0; i < n; ++i) ref += static_cast<double>(a[i]) * b[i];
+    for (const cpu::FloatKernels* k : ks) {
+      EXPECT_NEAR(k->dot(a.data(), b.data(), n), ref, 1e-4 * (1 + std::abs(ref))) << k->isa;
+      std::vector<float> y = y0;
+      k->axpy(y.data(), 0.75f, a.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(y[i], y0[i] + 0.75f * a[i], 1e-6f * (1 + std::fabs(y[i])))
+            << k->isa << " " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace smoe

@@ -1,5 +1,6 @@
-// Integer quantized matmuls (activations quantized to 8 bits) of every ISA against the scalar
-// reference that expands the weights to f32, on odd shapes.
+// Quantized matmuls of every ISA (activations quantized to 8 bits: integer dot products for one
+// or two tokens, the strip GEMM for more) against the scalar reference that expands the weights
+// to f32, on odd shapes: 1 row, rows not a multiple of the 16-row strip, 1 to 17 tokens.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +9,6 @@
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
-#include "kernels/cpu/quant_kernels.h"
 #include "quant/quantize.h"
 
 namespace smoe {
@@ -26,8 +26,10 @@ TEST_P(QuantMatmul, MatchesTheF32ReferenceWithinActivationRounding) {
   struct Case {
     int64_t rows, cols, n;
   };
-  for (const Case c :
-       {Case{1, 32, 1}, Case{7, 96, 3}, Case{33, 4096, 1}, Case{5, 1024, 9}, Case{64, 256, 17}}) {
+  const bool k_quant = dtype_info(dtype).block_size == 256;
+  for (Case c : {Case{1, 256, 1}, Case{7, 768, 3}, Case{33, 4096, 1}, Case{5, 1024, 9},
+                 Case{64, 256, 17}, Case{17, 512, 2}, Case{40, 256, 7}}) {
+    if (!k_quant && c.cols == 768) c.cols = 96;  // legacy types: a width that is not 256·k
     std::vector<float> wf(static_cast<size_t>(c.rows * c.cols)),
         x(static_cast<size_t>(c.n * c.cols));
     for (float& v : wf) v = nd(rng);
@@ -58,59 +60,53 @@ TEST_P(QuantMatmul, MatchesTheF32ReferenceWithinActivationRounding) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, QuantMatmul,
-                         ::testing::Combine(::testing::Values(BackendIsa::Avx2, BackendIsa::Avx512),
-                                            ::testing::Values(DType::Q4_0, DType::Q8_0)));
+INSTANTIATE_TEST_SUITE_P(
+    AllIsas, QuantMatmul,
+    ::testing::Combine(::testing::Values(BackendIsa::Avx2, BackendIsa::Avx512),
+                       ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                         DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K,
+                                         DType::Q5_K, DType::Q6_K)),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param) == BackendIsa::Avx2 ? "Avx2_" : "Avx512_") +
+             std::string(dtype_name(std::get<1>(info.param)));
+    });
 
-// Each ISA's integer dot equals the scalar integer dot exactly up to float summation order.
-TEST(QuantDot, SimdEqualsScalarIntegerDot) {
-  std::mt19937 rng(3);
+// Several matrices sharing one input give the same rows as separate calls, on every path
+// (1 token: integer dots; 5 tokens: the strip GEMM; mixed types).
+TEST(QuantMatmul, MultiEqualsSeparateCalls) {
+  std::mt19937 rng(5);
   std::normal_distribution<float> nd;
-  const int64_t n = 4096;
-  std::vector<float> wf(n), x(n);
-  for (float& v : wf) v = nd(rng);
-  for (float& v : x) v = nd(rng);
-  std::vector<cpu::ActQ8> a(n / 32);
-  cpu::quantize_act_q8(x.data(), a.data(), n);
-  for (DType t : {DType::Q4_0, DType::Q8_0}) {
-    std::vector<std::byte> wq(*dtype_bytes(t, n));
-    quant::quantize_row(t, wf.data(), wq.data(), n);
-    const float ref = cpu::quant_kernels_scalar().for_dtype(t)(wq.data(), a.data(), n);
-    if (cpu::detect_isa() >= cpu::Isa::Avx2) {
-      EXPECT_NEAR(cpu::quant_kernels_avx2().for_dtype(t)(wq.data(), a.data(), n), ref,
-                  1e-3 * std::fabs(ref) + 1e-3);
-    }
-    if (cpu::has_avx512_vnni()) {
-      EXPECT_NEAR(cpu::quant_kernels_avx512().for_dtype(t)(wq.data(), a.data(), n), ref,
-                  1e-3 * std::fabs(ref) + 1e-3);
-    }
+  ThreadPool pool(2);
+  const int64_t cols = 512;
+  const DType types[] = {DType::Q4_K, DType::Q6_K, DType::Q8_0};
+  const int64_t rows[] = {48, 16, 33};
+  std::vector<std::vector<std::byte>> data(3);
+  std::vector<Matrix> ms;
+  for (int m = 0; m < 3; ++m) {
+    std::vector<float> wf(static_cast<size_t>(rows[m] * cols));
+    for (float& v : wf) v = nd(rng);
+    const size_t rb = *dtype_bytes(types[m], cols);
+    data[m].resize(rb * rows[m]);
+    for (int64_t r = 0; r < rows[m]; ++r)
+      quant::quantize_row(types[m], &wf[r * cols], data[m].data() + r * rb, cols);
+    ms.push_back(Matrix{types[m], rows[m], cols, data[m].data(), rb});
   }
-}
-
-// The four-row kernels equal four single-row dots.
-TEST(QuantDot, FourRowsAtOnceEqualOneAtATime) {
-  std::mt19937 rng(4);
-  std::normal_distribution<float> nd;
-  const int64_t n = 1024, nb = n / 32;
-  std::vector<float> wf(n), x(4 * n);
-  for (float& v : wf) v = nd(rng);
-  for (float& v : x) v = nd(rng);
-  std::vector<cpu::ActQ8> a(4 * nb);
-  for (int j = 0; j < 4; ++j) cpu::quantize_act_q8(x.data() + j * n, a.data() + j * nb, n);
-  std::vector<const cpu::QuantKernels*> ks = {&cpu::quant_kernels_scalar()};
-  if (cpu::detect_isa() >= cpu::Isa::Avx2) ks.push_back(&cpu::quant_kernels_avx2());
-  if (cpu::has_avx512_vnni()) ks.push_back(&cpu::quant_kernels_avx512());
-  for (DType t : {DType::Q4_0, DType::Q8_0}) {
-    std::vector<std::byte> wq(*dtype_bytes(t, n));
-    quant::quantize_row(t, wf.data(), wq.data(), n);
-    for (const cpu::QuantKernels* k : ks) {
-      float out[4];
-      k->x4_for_dtype(t)(wq.data(), a.data(), nb, n, out);
-      for (int j = 0; j < 4; ++j) {
-        const float one = k->for_dtype(t)(wq.data(), a.data() + j * nb, n);
-        EXPECT_NEAR(out[j], one, 1e-4 * std::fabs(one) + 1e-4) << k->isa << " " << dtype_name(t);
-      }
+  for (int64_t n : {1, 5}) {
+    std::vector<float> x(static_cast<size_t>(n * cols));
+    for (float& v : x) v = nd(rng);
+    auto backend = make_backend({.max_cols = cols, .max_rows = n, .n_threads = 2});
+    std::vector<std::vector<float>> one(3), multi(3);
+    const Matrix* ws[3];
+    float* ys[3];
+    for (int m = 0; m < 3; ++m) {
+      one[m].resize(static_cast<size_t>(n * rows[m]));
+      multi[m].resize(one[m].size());
+      backend->matmul(ms[m], x.data(), n, one[m].data(), pool);
+      ws[m] = &ms[m];
+      ys[m] = multi[m].data();
     }
+    backend->matmul_multi(ws, ys, 3, x.data(), n, pool);
+    for (int m = 0; m < 3; ++m) EXPECT_EQ(one[m], multi[m]) << "matrix " << m << " n " << n;
   }
 }
 

@@ -1,77 +1,188 @@
 #include "kernels/cpu/cpu_backend.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "quant/vec_dot.h"
 
 namespace smoe {
+namespace {
 
-CpuBackend::CpuBackend(const cpu::FloatKernels& k, const cpu::QuantKernels& q,
-                       const BackendOptions& opts)
+// Bytes of one row of vec-dot activations (Q8_0, Q8_1 or Q8_K) for up to `cols` columns.
+size_t qact_row_bytes(int64_t cols) {
+  return static_cast<size_t>(cols / 32 + 1) * 37;  // ≥ Q8_1's 36 per 32, Q8_K's 292 per 256
+}
+
+// Maps a global index over the rows (or strips) of several matrices to (matrix, local index).
+struct MultiIndex {
+  const int64_t* counts;
+  int count;
+  template <typename Fn>
+  void for_range(int64_t b, int64_t e, Fn&& fn) const {
+    int64_t base = 0;
+    for (int m = 0; m < count && b < e; ++m) {
+      const int64_t end = base + counts[m];
+      if (b < end) {
+        const int64_t stop = std::min(e, end);
+        fn(m, b - base, stop - base);
+        b = stop;
+      }
+      base = end;
+    }
+  }
+};
+
+}  // namespace
+
+CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& vd,
+                       const cpu::StripKernels* strip, const BackendOptions& opts)
     : k_(k),
-      q_(q),
-      act_(static_cast<size_t>(opts.max_rows * (opts.max_cols / 32 + 1))),
-      name_(std::string("cpu-") + k.isa),
-      scratch_(static_cast<size_t>(opts.n_threads < 1 ? 1 : opts.n_threads),
-               std::vector<float>(static_cast<size_t>(opts.max_cols))) {}
+      vd_(vd),
+      strip_(strip),
+      max_cols_(opts.max_cols),
+      max_rows_(std::max<int64_t>(opts.max_rows, 1)),
+      name_(std::string("cpu-") + k.isa + (strip ? "+strip" : "")) {
+  const auto threads = static_cast<size_t>(std::max(opts.n_threads, 1));
+  act_.resize(static_cast<size_t>(max_rows_ * (max_cols_ / 32 + 1)));
+  if (strip_) strips_.assign(threads, std::vector<cpu::StripBlock>(max_cols_ / 32 + 1));
+  qact_.resize(qact_row_bytes(max_cols_) * static_cast<size_t>(max_rows_));
+  scratch_.assign(threads, std::vector<float>(static_cast<size_t>(max_cols_)));
+}
 
-// Quantized weights with an integer kernel: the activations are quantized to 8 bits once, then
-// every weight row is dotted with every token's blocks.
-void CpuBackend::matmul_integer(const Matrix& w, cpu::QuantDotFn dot, const float* x, int64_t n,
-                                float* y, ThreadPool& pool) {
-  const int64_t nb = w.cols / 32;
-  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      cpu::quantize_act_q8(x + i * w.cols, act_.data() + i * nb, w.cols);
-  });
-  const cpu::QuantDot4Fn dot4 = q_.x4_for_dtype(w.dtype);
+void CpuBackend::check_scratch(const Matrix& w, int64_t n, const ThreadPool& pool) const {
+  if (w.cols > max_cols_ || n > max_rows_ || pool.size() > static_cast<int>(scratch_.size()))
+    fail(
+        "cpu backend: matmul of {} tokens × {} columns on {} threads exceeds its scratch "
+        "({} tokens × {} columns, {} threads)",
+        n, w.cols, pool.size(), max_rows_, max_cols_, scratch_.size());
+}
+
+bool CpuBackend::strip_ok(const Matrix& w, int64_t n) const {
+  return strip_ && n >= kStripMinTokens && w.cols % 32 == 0 && cpu::strip_supported(w.dtype);
+}
+
+void CpuBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const Matrix* ws = &w;
+  matmul_multi(&ws, &y, 1, x, n, pool);
+}
+
+void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x,
+                              int64_t n, ThreadPool& pool) {
+  bool all_strip = true, all_vec_dot = true;
+  for (int i = 0; i < count; ++i) {
+    check_scratch(*ws[i], n, pool);
+    all_strip = all_strip && strip_ok(*ws[i], n);
+    all_vec_dot = all_vec_dot && vd_.dot_for(ws[i]->dtype) &&
+                  ws[i]->cols % dtype_info(ws[i]->dtype).block_size == 0;
+  }
+  if (all_strip) return matmul_strip(ws, ys, count, x, n, pool);
+  if (all_vec_dot) return matmul_vec_dot(ws, ys, count, x, n, pool);
+  for (int i = 0; i < count; ++i) {
+    if (const cpu::DotFn dot = k_.for_dtype(ws[i]->dtype))
+      matmul_float(*ws[i], dot, x, n, ys[i], pool);
+    else if (strip_ok(*ws[i], n))
+      matmul_strip(ws + i, ys + i, 1, x, n, pool);
+    else if (vd_.dot_for(ws[i]->dtype))
+      matmul_vec_dot(ws + i, ys + i, 1, x, n, pool);
+    else
+      matmul_dequantized(*ws[i], x, n, ys[i], pool);
+  }
+}
+
+// Each thread owns a contiguous block of output rows; a weight row is read once from memory and
+// reused from cache for every token of the batch.
+void CpuBackend::matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, int64_t n, float* y,
+                              ThreadPool& pool) {
   pool.parallel_for(w.rows, [&](int, int64_t r0, int64_t r1) {
-    float out[4];
     for (int64_t r = r0; r < r1; ++r) {
       const std::byte* wr = w.row(r);
-      int64_t i = 0;
-      for (; dot4 && i + 4 <= n; i += 4) {  // four tokens per pass over the weight row
-        dot4(wr, act_.data() + i * nb, nb, w.cols, out);
-        for (int j = 0; j < 4; ++j) y[(i + j) * w.rows + r] = out[j];
-      }
-      for (; i < n; ++i) y[i * w.rows + r] = dot(wr, act_.data() + i * nb, w.cols);
+      for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = dot(wr, x + i * w.cols, w.cols);
     }
   });
+}
+
+// Activations quantized once; then each thread repacks its strips of 16 rows (of all matrices)
+// and multiplies every token with them.
+void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x,
+                              int64_t n, ThreadPool& pool) {
+  const int64_t cols = ws[0]->cols, nb = cols / 32;
+  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
+  });
+  int64_t counts[8];
+  if (count > 8) fail("cpu backend: matmul_multi of {} matrices (at most 8)", count);
+  int64_t total = 0;
+  for (int m = 0; m < count; ++m)
+    total += counts[m] = (ws[m]->rows + cpu::kStripRows - 1) / cpu::kStripRows;
+  const MultiIndex index{counts, count};
+  pool.parallel_for(total, [&](int t, int64_t b, int64_t e) {
+    cpu::StripBlock* strip = strips_[static_cast<size_t>(t)].data();
+    index.for_range(b, e, [&](int m, int64_t s0, int64_t s1) {
+      const Matrix& w = *ws[m];
+      const bool split = cpu::strip_split(w.dtype);
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t r0 = s * cpu::kStripRows;
+        const int nr = static_cast<int>(std::min<int64_t>(cpu::kStripRows, w.rows - r0));
+        strip_->repack(w, r0, nr, strip);
+        // While this strip multiplies, the next one's rows stream in.
+        const int64_t next = r0 + cpu::kStripRows;
+        const cpu::StripPrefetch pf{next < w.rows ? w.row(next) : nullptr, w.row_bytes, w.row_bytes,
+                                    static_cast<int>(std::min<int64_t>(16, w.rows - next))};
+        strip_->gemm(strip, nb, split, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
+                     s + 1 < s1 ? &pf : nullptr);
+      }
+    });
+  });
+}
+
+// Integer dot products row by row: activations quantized to the weight type's partner type once
+// per group of matrices sharing it, then every row dotted with every token.
+void CpuBackend::matmul_vec_dot(const Matrix* const* ws, float* const* ys, int count,
+                                const float* x, int64_t n, ThreadPool& pool) {
+  const int64_t cols = ws[0]->cols;
+  int64_t counts[8];
+  if (count > 8) fail("cpu backend: matmul_multi of {} matrices (at most 8)", count);
+  bool done[8] = {};
+  for (int first = 0; first < count; ++first) {
+    if (done[first]) continue;
+    const DType act = *quant::vec_dot_act_type(ws[first]->dtype);
+    const size_t stride = *dtype_bytes(act, cols);
+    const quant::QuantizeFn quantize = vd_.quantize_for(ws[first]->dtype);
+    pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) quantize(x + i * cols, qact_.data() + i * stride, cols);
+    });
+    int64_t total = 0;
+    for (int m = 0; m < count; ++m) {
+      const bool mine = !done[m] && *quant::vec_dot_act_type(ws[m]->dtype) == act;
+      counts[m] = mine ? ws[m]->rows : 0;
+      done[m] = done[m] || mine;
+      total += counts[m];
+    }
+    const MultiIndex index{counts, count};
+    pool.parallel_for(total, [&](int, int64_t b, int64_t e) {
+      index.for_range(b, e, [&](int m, int64_t r0, int64_t r1) {
+        const Matrix& w = *ws[m];
+        const quant::DotFn dot = vd_.dot_for(w.dtype);
+        float* y = ys[m];
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t i = 0; i < n; ++i)
+            y[i * w.rows + r] = dot(w.row(r), qact_.data() + i * stride, cols);
+      });
+    });
+  }
 }
 
 // Other quantized weights: each row is expanded once into the thread's scratch, then dotted with
 // every token of the batch by the f32 kernel.
 void CpuBackend::matmul_dequantized(const Matrix& w, const float* x, int64_t n, float* y,
                                     ThreadPool& pool) {
-  if (w.cols > static_cast<int64_t>(scratch_[0].size()) ||
-      pool.size() > static_cast<int>(scratch_.size()))
-    fail("cpu backend: matmul with {} columns on {} threads exceeds its scratch", w.cols,
-         pool.size());
   pool.parallel_for(w.rows, [&](int t, int64_t r0, int64_t r1) {
     float* row = scratch_[static_cast<size_t>(t)].data();
     const auto* rb = reinterpret_cast<const std::byte*>(row);
     for (int64_t r = r0; r < r1; ++r) {
       row_to_f32(w.dtype, w.row(r), row, w.cols);
       for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = k_.dot_f32(rb, x + i * w.cols, w.cols);
-    }
-  });
-}
-
-void CpuBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
-  const cpu::DotFn dot = k_.for_dtype(w.dtype);
-  if (!dot) {
-    const cpu::QuantDotFn qdot = q_.for_dtype(w.dtype);
-    if (qdot && w.cols % 32 == 0 && n * (w.cols / 32) <= static_cast<int64_t>(act_.size()))
-      matmul_integer(w, qdot, x, n, y, pool);
-    else
-      matmul_dequantized(w, x, n, y, pool);
-    return;
-  }
-  // Each thread owns a contiguous block of output rows; a weight row is read once from memory
-  // and reused from cache for every token of the batch.
-  pool.parallel_for(w.rows, [&](int, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const std::byte* wr = w.row(r);
-      for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = dot(wr, x + i * w.cols, w.cols);
     }
   });
 }

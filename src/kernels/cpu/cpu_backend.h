@@ -1,5 +1,9 @@
-// The SIMD CPU backend: float-weight matmuls through the chosen ISA's kernels; quantized rows are
-// expanded to f32 once per row and then take the same kernel.
+// The SIMD CPU backend. Float weights (f32, f16, bf16) go through the ISA's float dot products.
+// Quantized weights never expand to floats: the activations are quantized to 8 bits and
+//   - one or two tokens take the integer dot products of src/quant (memory-bound decode);
+//   - more tokens take the strip GEMM (strip.h), which unpacks 16 weight rows once per call and
+//     multiplies them with every token.
+// Types with neither fall back to expanding each weight row to f32 once per call.
 #pragma once
 
 #include <string>
@@ -7,25 +11,45 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
-#include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/strip.h"
+#include "quant/dispatch.h"
 
 namespace smoe {
 
 class CpuBackend : public Backend {
  public:
-  CpuBackend(const cpu::FloatKernels& k, const cpu::QuantKernels& q, const BackendOptions& opts);
+  // `strip` may be null (no strip GEMM on this ISA).
+  CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& vd,
+             const cpu::StripKernels* strip, const BackendOptions& opts);
   const char* name() const override { return name_.c_str(); }
   void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) override;
+  void matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
+                    ThreadPool& pool) override;
+  VecOps vec_ops() const override { return {k_.dot, k_.axpy}; }
+
+  // Fewest tokens that take the strip GEMM.
+  static constexpr int64_t kStripMinTokens = 3;
 
  private:
+  bool strip_ok(const Matrix& w, int64_t n) const;
+  void matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, int64_t n, float* y,
+                    ThreadPool& pool);
+  void matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
+                    ThreadPool& pool);
+  void matmul_vec_dot(const Matrix* const* ws, float* const* ys, int count, const float* x,
+                      int64_t n, ThreadPool& pool);
   void matmul_dequantized(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool);
-  void matmul_integer(const Matrix& w, cpu::QuantDotFn dot, const float* x, int64_t n, float* y,
-                      ThreadPool& pool);
+  void check_scratch(const Matrix& w, int64_t n, const ThreadPool& pool) const;
+
   const cpu::FloatKernels& k_;
-  const cpu::QuantKernels& q_;
-  std::vector<cpu::ActQ8> act_;  // (max_rows, max_cols / 32) quantized activations
+  const quant::VecDotKernels& vd_;
+  const cpu::StripKernels* strip_;
+  int64_t max_cols_, max_rows_;
   std::string name_;
-  std::vector<std::vector<float>> scratch_;  // one row per thread
+  std::vector<cpu::ActQ8> act_;                       // (max_rows, max_cols / 32)
+  std::vector<std::vector<cpu::StripBlock>> strips_;  // one strip per thread
+  std::vector<std::byte> qact_;                       // vec-dot activations, max_rows rows
+  std::vector<std::vector<float>> scratch_;           // one f32 row per thread
 };
 
 }  // namespace smoe

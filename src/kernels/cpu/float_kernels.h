@@ -17,6 +17,8 @@ struct FloatKernels {
   DotFn dot_f32;
   DotFn dot_f16;
   DotFn dot_bf16;
+  float (*dot)(const float* a, const float* b, int64_t n);     // Σ a·b
+  void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a·x
   DotFn for_dtype(DType t) const {
     return t == DType::F32    ? dot_f32
            : t == DType::F16  ? dot_f16

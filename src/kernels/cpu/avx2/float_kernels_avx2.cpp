@@ -67,10 +67,22 @@ float dot_bf16(const std::byte* w, const float* x, int64_t n) {
       });
 }
 
+float dot_ff(const float* a, const float* b, int64_t n) {
+  return dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+}
+
+void axpy(float* y, float a, const float* x, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
 }  // namespace
 
 const FloatKernels& float_kernels_avx2() {
-  static const FloatKernels k{"avx2", dot_f32, dot_f16, dot_bf16};
+  static const FloatKernels k{"avx2", dot_f32, dot_f16, dot_bf16, dot_ff, axpy};
   return k;
 }
 

@@ -47,10 +47,25 @@ float dot_bf16(const std::byte* w, const float* x, int64_t n) {
   });
 }
 
+float dot_ff(const float* a, const float* b, int64_t n) {
+  return dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+}
+
+void axpy(float* y, float a, const float* x, int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t left = n - i;
+    const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    _mm512_mask_storeu_ps(
+        y + i, m,
+        _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
 }  // namespace
 
 const FloatKernels& float_kernels_avx512() {
-  static const FloatKernels k{"avx512", dot_f32, dot_f16, dot_bf16};
+  static const FloatKernels k{"avx512", dot_f32, dot_f16, dot_bf16, dot_ff, axpy};
   return k;
 }
 

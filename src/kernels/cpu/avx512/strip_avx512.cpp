@@ -1,0 +1,399 @@
+// AVX-512 VNNI strip GEMM (see strip.h). One zmm register of a strip block holds four weights
+// of each of 16 rows; vpdpbusd with four broadcast activation bytes adds them into 16 per-row
+// int32 sums. Each block then costs one scale multiply and two fused multiply-adds per token for
+// all 16 rows. Tiles of up to 8 tokens share every weight load.
+#include <immintrin.h>
+
+#include <array>
+#include <cstring>
+
+#include "kernels/cpu/strip.h"
+#include "kernels/cpu/strip_decode.h"
+
+namespace smoe::cpu {
+namespace {
+
+void quantize_act(const float* x, ActQ8* out, int64_t n) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int64_t i = 0; i < n / 32; ++i, x += 32) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float amax =
+        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+    const float d = amax / 127.0f, id = d > 0 ? 127.0f / amax : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));  // round half to even
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[i].qs), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[i].qs + 16), _mm512_cvtsepi32_epi8(q1));
+    const int32_t s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
+    out[i].d = d;
+    out[i].s[0] = d * static_cast<float>(s0);
+    out[i].s[1] = d * static_cast<float>(s1);
+    out[i].sum = d * static_cast<float>(s0 + s1);
+  }
+}
+
+// Permutation indices of the 16×8 dword transpose (rows of decoded bytes → groups of 4 columns
+// by row), in three rounds of two-source permutes; see transpose_16x8.
+struct TransposeIdx {
+  __m512i s1[2], s2[2], s3[2];
+};
+
+TransposeIdx make_transpose_idx() {
+  alignas(64) int32_t v[6][16];
+  for (int e = 0; e < 16; ++e) {
+    for (int h = 0; h < 2; ++h) {  // round 1: 4 rows × 4 columns (4h ..) from two row pairs
+      const int lr = e / 4;
+      v[h][e] = (lr >= 2 ? 16 : 0) + (lr % 2) * 8 + 4 * h + e % 4;
+    }
+    for (int q = 0; q < 2; ++q) {  // round 2: 8 rows × 2 columns (2q ..) from two 4-row sets
+      const int lr = e / 2;
+      v[2 + q][e] = (lr >= 4 ? 16 : 0) + (lr % 4) * 4 + 2 * q + e % 2;
+    }
+    for (int c = 0; c < 2; ++c)  // round 3: 16 rows × 1 column from two 8-row sets
+      v[4 + c][e] = (e >= 8 ? 16 : 0) + (e % 8) * 2 + c;
+  }
+  TransposeIdx t;
+  for (int i = 0; i < 2; ++i) {
+    t.s1[i] = _mm512_load_si512(v[i]);
+    t.s2[i] = _mm512_load_si512(v[2 + i]);
+    t.s3[i] = _mm512_load_si512(v[4 + i]);
+  }
+  return t;
+}
+
+// rows[r] = the 32 decoded bytes of row r; out.q[g][r] = bytes 4g .. 4g+3 of row r.
+void transpose_16x8(const TransposeIdx& ix, const __m256i* rows, StripBlock& out) {
+  __m512i in[8], a[8], b[8];
+  for (int k = 0; k < 8; ++k)
+    in[k] = _mm512_inserti64x4(_mm512_castsi256_si512(rows[2 * k]), rows[2 * k + 1], 1);
+  for (int m = 0; m < 4; ++m)  // a[2m + h]: rows 4m .. 4m+3, columns 4h .. 4h+3
+    for (int h = 0; h < 2; ++h)
+      a[2 * m + h] = _mm512_permutex2var_epi32(in[2 * m], ix.s1[h], in[2 * m + 1]);
+  for (int p = 0; p < 2; ++p)  // b[4p + 2h + q]: rows 8p .. 8p+7, columns 4h + 2q, +1
+    for (int h = 0; h < 2; ++h)
+      for (int q = 0; q < 2; ++q)
+        b[4 * p + 2 * h + q] = _mm512_permutex2var_epi32(a[4 * p + h], ix.s2[q], a[4 * p + 2 + h]);
+  for (int hq = 0; hq < 4; ++hq)  // column 2·hq + c of all 16 rows
+    for (int c = 0; c < 2; ++c)
+      _mm512_store_si512(out.q[2 * hq + c], _mm512_permutex2var_epi32(b[hq], ix.s3[c], b[4 + hq]));
+}
+
+const TransposeIdx& transpose_idx() {
+  static const TransposeIdx ix = make_transpose_idx();
+  return ix;
+}
+
+void put_scale(StripBlock& o, int r, int h, float scale, float offset) {
+  o.scale[h][r] = scale;
+  o.offset[h][r] = offset;
+}
+
+// Gather decoders of the common types: one storage block of 16 rows at once. Lane r of a
+// gathered register holds 4 bytes of row r, which is exactly the strip layout, so no transpose
+// is needed, and the scales are computed for all 16 rows in vector registers. Rows past nr
+// gather row 0 again and are zeroed by the mask. Other types decode row by row (Decoder<T>).
+struct Rows16 {
+  const std::byte* base;  // storage block sb of row r0
+  __m512i offs;           // byte offset of each row from base
+  __mmask16 mask;         // rows < nr
+  size_t stride;          // bytes from one row to the next
+
+  __m512i dwords(int at) const {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offs, base + at, 1);
+  }
+  static __m512 half_lo(__m512i v) {  // f16 in the low 16 bits of each lane → f32
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+  }
+  static __m512 half_hi(__m512i v) { return half_lo(_mm512_srli_epi32(v, 16)); }
+  // v on rows < nr, +0 elsewhere (as the scalar repack leaves missing rows).
+  __m512 rows_only(__m512 v) const { return _mm512_maskz_mov_ps(mask, v); }
+};
+
+inline void store_q(StripBlock& o, int g, __m512i v) {
+  _mm512_store_si512(o.q[g], v);
+}
+inline void store_scales(StripBlock& o, int h, __m512 scale, __m512 offset) {
+  _mm512_store_ps(o.scale[h], scale);
+  _mm512_store_ps(o.offset[h], offset);
+}
+inline void store_scales(StripBlock& o, __m512 scale, __m512 offset) {
+  store_scales(o, 0, scale, offset);
+  store_scales(o, 1, scale, offset);
+}
+
+template <DType T>
+struct Gather {
+  static constexpr bool kHave = false;
+};
+
+// Q4_0 and Q8_0: row loads and a dword transpose are cheaper than gathers for their few bytes.
+inline __m128i load16(const Rows16& rs, int r, int at) {  // zero for rows ≥ nr
+  const bool here = (rs.mask >> r) & 1;
+  return _mm_maskz_loadu_epi32(here ? 0xF : 0, rs.base + at + (here ? r * rs.stride : 0));
+}
+
+template <>
+struct Gather<DType::Q4_0> {  // d at 0, qs at 2
+  static constexpr bool kHave = true;
+  static constexpr int kSub = 1;
+  static void run(const Rows16& rs, StripBlock* o) {
+    const TransposeIdx& ix = transpose_idx();
+    __m512i z[4], p[4];
+    for (int k = 0; k < 4; ++k) {  // z[k]: rows 4k .. 4k+3, 16 bytes each
+      z[k] = _mm512_castsi128_si512(load16(rs, 4 * k, 2));
+      for (int i = 1; i < 4; ++i) z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + i, 2), i);
+    }
+    for (int h = 0; h < 2; ++h)  // p[2h + c2]: rows 8h .. 8h+7, dwords 2·c2, +1
+      for (int c2 = 0; c2 < 2; ++c2)
+        p[2 * h + c2] = _mm512_permutex2var_epi32(z[2 * h], ix.s2[c2], z[2 * h + 1]);
+    const __m512i m = _mm512_set1_epi8(0xF);
+    for (int c2 = 0; c2 < 2; ++c2)
+      for (int c = 0; c < 2; ++c) {  // dword g of all 16 rows
+        const int g = 2 * c2 + c;
+        const __m512i v = _mm512_permutex2var_epi32(p[c2], ix.s3[c], p[2 + c2]);
+        store_q(o[0], g, _mm512_and_si512(v, m));
+        store_q(o[0], g + 4, _mm512_and_si512(_mm512_srli_epi32(v, 4), m));
+      }
+    const __m512 d = Rows16::half_lo(rs.dwords(0));
+    store_scales(o[0], d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-8.0f))));
+  }
+};
+
+template <>
+struct Gather<DType::Q8_0> {  // d at 0, qs at 2
+  static constexpr bool kHave = true;
+  static constexpr int kSub = 1;
+  static void run(const Rows16& rs, StripBlock* o) {
+    __m256i rows[kStripRows];
+    for (int r = 0; r < kStripRows; ++r)
+      rows[r] = _mm256_set_m128i(load16(rs, r, 18), load16(rs, r, 2));
+    transpose_16x8(transpose_idx(), rows, o[0]);
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int g = 0; g < 8; ++g)
+      store_q(
+          o[0], g,
+          _mm512_maskz_mov_epi32(rs.mask, _mm512_xor_si512(_mm512_load_si512(o[0].q[g]), bias)));
+    const __m512 d = Rows16::half_lo(rs.dwords(0));
+    store_scales(o[0], d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-128.0f))));
+  }
+};
+
+template <>
+struct Gather<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
+  static constexpr bool kHave = true;
+  static constexpr int kSub = 8;
+  static void run(const Rows16& rs, StripBlock* o) {
+    const __m512i m = _mm512_set1_epi8(0xF);
+    for (int j = 0; j < 4; ++j)
+      for (int g = 0; g < 8; ++g) {
+        const __m512i v = rs.dwords(16 + 32 * j + 4 * g);
+        store_q(o[2 * j], g, _mm512_and_si512(v, m));
+        store_q(o[2 * j + 1], g, _mm512_and_si512(_mm512_srli_epi32(v, 4), m));
+      }
+    const __m512i dd = rs.dwords(0), a = rs.dwords(4), b = rs.dwords(8), c = rs.dwords(12);
+    const __m512 d = Rows16::half_lo(dd), dmin = Rows16::half_hi(dd);
+    const __m512i m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(0xF),
+                  m2 = _mm512_set1_epi32(0x30);
+    for (int j = 0; j < 8; ++j) {
+      __m512i sc, mn;
+      if (j < 4) {
+        sc = _mm512_and_si512(_mm512_srli_epi32(a, 8 * j), m6);
+        mn = _mm512_and_si512(_mm512_srli_epi32(b, 8 * j), m6);
+      } else {
+        const unsigned k = 8 * (j - 4);
+        sc = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(c, k), m4),
+                             _mm512_and_si512(_mm512_srli_epi32(a, k + 2), m2));
+        mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(c, k + 4), m4),
+                             _mm512_and_si512(_mm512_srli_epi32(b, k + 2), m2));
+      }
+      const __m512 neg_min =
+          _mm512_xor_ps(_mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mn)), _mm512_set1_ps(-0.0f));
+      store_scales(o[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)), rs.rows_only(neg_min));
+    }
+  }
+};
+
+template <>
+struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 208
+  static constexpr bool kHave = true;
+  static constexpr int kSub = 8;
+  static void run(const Rows16& rs, StripBlock* o) {
+    const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(0x30);
+    for (int n = 0; n < 2; ++n)
+      for (int g = 0; g < 8; ++g) {
+        const __m512i l0 = rs.dwords(64 * n + 4 * g), l1 = rs.dwords(64 * n + 32 + 4 * g);
+        const __m512i h = rs.dwords(128 + 32 * n + 4 * g);
+        StripBlock* oo = o + 4 * n;  // high bits 2k, 2k+1 of qh go to bits 4, 5
+        store_q(oo[0], g,
+                _mm512_or_si512(_mm512_and_si512(l0, m4),
+                                _mm512_and_si512(_mm512_slli_epi32(h, 4), m2)));
+        store_q(oo[1], g,
+                _mm512_or_si512(_mm512_and_si512(l1, m4),
+                                _mm512_and_si512(_mm512_slli_epi32(h, 2), m2)));
+        store_q(oo[2], g,
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l0, 4), m4),
+                                _mm512_and_si512(h, m2)));
+        store_q(oo[3], g,
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l1, 4), m4),
+                                _mm512_and_si512(_mm512_srli_epi32(h, 2), m2)));
+      }
+    const __m512 d = Rows16::half_hi(rs.dwords(206));  // the block's last dword ends at d
+    for (int i = 0; i < 4; ++i) {
+      const __m512i sc4 = rs.dwords(192 + 4 * i);
+      for (int k = 0; k < 4; ++k) {
+        const int j = 4 * i + k;  // sign-extend byte k
+        const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * k), 24);
+        const __m512 dl = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+        store_scales(o[j / 2], j % 2, dl, rs.rows_only(_mm512_mul_ps(dl, _mm512_set1_ps(-32.0f))));
+      }
+    }
+  }
+};
+
+template <DType T>
+void repack_gather(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  using D = Gather<T>;
+  const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);
+  const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
+  const __m512i offs = _mm512_maskz_mullo_epi32(
+      mask, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(static_cast<int32_t>(w.row_bytes)));
+  const int64_t n_sb = w.cols / (32 * D::kSub);
+  // Each row is its own stream; prefetch about 1 KiB ahead in every one of them.
+  const int64_t ahead = (1024 + static_cast<int64_t>(bytes) - 1) / static_cast<int64_t>(bytes);
+  const size_t end = static_cast<size_t>(n_sb) * bytes;
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    const size_t lo = static_cast<size_t>(sb + ahead) * bytes;
+    if (lo < end)
+      for (int r = 0; r < nr; ++r)
+        for (size_t at = lo & ~size_t{63}; at < lo + bytes; at += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(w.row(r0 + r) + at), _MM_HINT_T0);
+    D::run(Rows16{w.row(r0) + sb * bytes, offs, mask, w.row_bytes}, out + sb * D::kSub);
+  }
+}
+
+template <DType T>
+void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  if constexpr (Gather<T>::kHave) {
+    repack_gather<T>(w, r0, nr, out);
+  } else {
+    constexpr int kSub = Decoder<T>::kSub;
+    Decoded dec[kStripRows][kSub];
+    const int64_t n_sb = w.cols / (32 * kSub);
+    for (int64_t sb = 0; sb < n_sb; ++sb) {
+      decode_rows<T>(w, r0, nr, sb, dec);
+      for (int k = 0; k < kSub; ++k) {
+        StripBlock& o = out[sb * kSub + k];
+        __m256i rows[kStripRows];
+        for (int r = 0; r < kStripRows; ++r) {
+          rows[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dec[r][k].q));
+          for (int h = 0; h < 2; ++h) put_scale(o, r, h, dec[r][k].scale[h], dec[r][k].offset[h]);
+        }
+        transpose_16x8(transpose_idx(), rows, o);
+      }
+    }
+  }
+}
+
+void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  with_decoder(w.dtype, [&]<DType T>() { repack_t<T>(w, r0, nr, out); });
+}
+
+inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// Cache lines [begin, end) of a prefetch plan, spread evenly over a tile's nb blocks.
+struct LineRange {
+  const StripPrefetch* pf;
+  int64_t lines_per_row, begin, end;
+  void issue(int64_t b, int64_t nb) const {
+    if (!pf) return;
+    const int64_t span = end - begin;
+    for (int64_t k = begin + span * b / nb, e = begin + span * (b + 1) / nb; k < e; ++k) {
+      const std::byte* p = pf->first + static_cast<size_t>(k / lines_per_row) * pf->stride +
+                           static_cast<size_t>(k % lines_per_row) * 64;
+      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+    }
+  }
+};
+
+// kT tokens × 16 rows over all nb blocks.
+template <int kT, bool kSplit>
+void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
+               int64_t ldy, int nr, const LineRange& pf) {
+  __m512 acc[kT];
+  for (int t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t b = 0; b < nb; ++b) {
+    pf.issue(b, nb);
+    const StripBlock& sb = s[b];
+    __m512i w[8];
+    for (int g = 0; g < 8; ++g) w[g] = _mm512_load_si512(sb.q[g]);
+    const __m512 sc0 = _mm512_load_ps(sb.scale[0]), of0 = _mm512_load_ps(sb.offset[0]);
+    for (int t = 0; t < kT; ++t) {
+      const ActQ8& x = a[t * a_stride + b];
+      __m512i i0 = _mm512_dpbusd_epi32(zero, w[0], bcast4(x.qs));
+      __m512i i1 = _mm512_dpbusd_epi32(zero, w[4], bcast4(x.qs + 16));
+      for (int g = 1; g < 4; ++g) {
+        i0 = _mm512_dpbusd_epi32(i0, w[g], bcast4(x.qs + 4 * g));
+        i1 = _mm512_dpbusd_epi32(i1, w[4 + g], bcast4(x.qs + 16 + 4 * g));
+      }
+      const __m512 d = _mm512_set1_ps(x.d);
+      if constexpr (kSplit) {
+        const __m512 sc1 = _mm512_load_ps(sb.scale[1]), of1 = _mm512_load_ps(sb.offset[1]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_mul_ps(sc0, d), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_mul_ps(sc1, d), acc[t]);
+        acc[t] = _mm512_fmadd_ps(of0, _mm512_set1_ps(x.s[0]), acc[t]);
+        acc[t] = _mm512_fmadd_ps(of1, _mm512_set1_ps(x.s[1]), acc[t]);
+      } else {
+        const __m512 isum = _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1));
+        acc[t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(sc0, d), acc[t]);
+        acc[t] = _mm512_fmadd_ps(of0, _mm512_set1_ps(x.sum), acc[t]);
+      }
+    }
+  }
+  const __mmask16 m = static_cast<__mmask16>((1u << nr) - 1);
+  for (int t = 0; t < kT; ++t) _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
+}
+
+using TileFn = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
+                        const LineRange&);
+inline constexpr int kMaxTile = 6;
+
+template <bool kSplit, size_t... I>
+constexpr std::array<TileFn, kMaxTile> tile_table(std::index_sequence<I...>) {
+  return {&gemm_tile<static_cast<int>(I) + 1, kSplit>...};
+}
+
+void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a_stride, int64_t n,
+          float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
+  static constexpr auto kPlain = tile_table<false>(std::make_index_sequence<kMaxTile>());
+  static constexpr auto kSplitT = tile_table<true>(std::make_index_sequence<kMaxTile>());
+  const auto& tiles = split ? kSplitT : kPlain;
+  const int64_t lines_per_row = pf ? static_cast<int64_t>((pf->row_bytes + 63) / 64) : 0;
+  const int64_t lines = pf ? lines_per_row * pf->rows : 0;
+  for (int64_t t = 0; t < n;) {
+    const int64_t left = n - t;
+    // Even tiles: 7 tokens run as 4 + 3, not 6 + 1.
+    const int64_t tile =
+        left <= kMaxTile ? left : (left < 2 * kMaxTile ? (left + 1) / 2 : kMaxTile);
+    // This tile's share of the prefetch plan.
+    const LineRange range{pf, lines_per_row, lines * t / n, lines * (t + tile) / n};
+    tiles[static_cast<size_t>(tile - 1)](s, nb, a + t * a_stride, a_stride, y + t * ldy, ldy, nr,
+                                         range);
+    t += tile;
+  }
+}
+
+}  // namespace
+
+const StripKernels& strip_kernels_avx512() {
+  static const StripKernels k{"avx512", quantize_act, repack, gemm};
+  return k;
+}
+
+}  // namespace smoe::cpu

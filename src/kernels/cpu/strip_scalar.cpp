@@ -1,0 +1,95 @@
+// The scalar reference of the strip GEMM: activation quantization, repacking and the
+// multiply-accumulate in the exact order the SIMD kernels use (per block: the integer dot of each
+// half, scaled by weight scale × activation scale, then the offsets times the activation sums).
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/strip.h"
+#include "kernels/cpu/strip_decode.h"
+
+namespace smoe::cpu {
+namespace {
+
+void quantize_act(const float* x, ActQ8* out, int64_t n) {
+  for (int64_t i = 0; i < n / 32; ++i, x += 32) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f, id = d > 0 ? 127.0f / amax : 0.0f;
+    int32_t sum[2] = {0, 0};
+    for (int j = 0; j < 32; ++j) {
+      const int q = static_cast<int>(std::nearbyint(x[j] * id));
+      out[i].qs[j] = static_cast<int8_t>(q);
+      sum[j / 16] += q;
+    }
+    out[i].d = d;
+    out[i].s[0] = d * static_cast<float>(sum[0]);
+    out[i].s[1] = d * static_cast<float>(sum[1]);
+    out[i].sum = d * static_cast<float>(sum[0] + sum[1]);
+  }
+}
+
+template <DType T>
+void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  constexpr int kSub = Decoder<T>::kSub;
+  Decoded dec[kStripRows][kSub];
+  const int64_t n_sb = w.cols / (32 * kSub);
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    decode_rows<T>(w, r0, nr, sb, dec);
+    for (int k = 0; k < kSub; ++k) {
+      StripBlock& o = out[sb * kSub + k];
+      for (int r = 0; r < kStripRows; ++r) {
+        for (int g = 0; g < 8; ++g) std::memcpy(o.q[g][r], dec[r][k].q + 4 * g, 4);
+        for (int h = 0; h < 2; ++h) {
+          o.scale[h][r] = dec[r][k].scale[h];
+          o.offset[h][r] = dec[r][k].offset[h];
+        }
+      }
+    }
+  }
+}
+
+void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  with_decoder(w.dtype, [&]<DType T>() { repack_t<T>(w, r0, nr, out); });
+}
+
+void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a_stride, int64_t n,
+          float* y, int64_t ldy, int nr, const StripPrefetch*) {
+  for (int64_t t = 0; t < n; ++t) {
+    const ActQ8* at = a + t * a_stride;
+    for (int r = 0; r < nr; ++r) {
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum[2] = {0, 0};
+        for (int g = 0; g < 8; ++g)
+          for (int j = 0; j < 4; ++j) isum[g / 4] += s[b].q[g][r][j] * at[b].qs[4 * g + j];
+        if (split) {
+          acc += static_cast<float>(isum[0]) * (s[b].scale[0][r] * at[b].d);
+          acc += static_cast<float>(isum[1]) * (s[b].scale[1][r] * at[b].d);
+          acc += s[b].offset[0][r] * at[b].s[0];
+          acc += s[b].offset[1][r] * at[b].s[1];
+        } else {
+          acc += static_cast<float>(isum[0] + isum[1]) * (s[b].scale[0][r] * at[b].d);
+          acc += s[b].offset[0][r] * at[b].sum;
+        }
+      }
+      y[t * ldy + r] = acc;
+    }
+  }
+}
+
+}  // namespace
+
+bool strip_supported(DType t) {
+  return with_decoder(t, []<DType>() {});
+}
+
+bool strip_split(DType t) {
+  return t == DType::Q2_K || t == DType::Q3_K || t == DType::Q6_K;
+}
+
+const StripKernels& strip_kernels_scalar() {
+  static const StripKernels k{"scalar", quantize_act, repack, gemm};
+  return k;
+}
+
+}  // namespace smoe::cpu

@@ -1,0 +1,135 @@
+// The strip GEMM pieces against their definitions: repacking reproduces the reference
+// dequantizer for every type, the AVX-512 repack and activation quantizer equal the scalar ones
+// byte for byte, and the AVX-512 GEMM equals the scalar GEMM on odd shapes (1 to 13 tokens,
+// 1 to 16 rows, split and plain scales).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "kernels/cpu/strip.h"
+#include "quant/dequantize.h"
+#include "quant/dispatch.h"
+#include "quant/quantize.h"
+
+namespace smoe {
+namespace {
+
+const DType kTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                        DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+bool have_avx512() {
+  return quant::isa_supported(quant::Isa::Avx512);
+}
+
+struct Weights {
+  std::vector<float> f;
+  std::vector<std::byte> q;
+  Matrix m;
+};
+
+Weights make_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd;
+  Weights w;
+  w.f.resize(static_cast<size_t>(rows * cols));
+  for (float& v : w.f) v = nd(rng);
+  const size_t rb = *dtype_bytes(t, cols);
+  w.q.resize(rb * rows);
+  for (int64_t r = 0; r < rows; ++r)
+    quant::quantize_row(t, &w.f[r * cols], w.q.data() + r * rb, cols);
+  w.m = Matrix{t, rows, cols, w.q.data(), rb};
+  return w;
+}
+
+TEST(StripRepack, ReproducesTheReferenceDequantizerForEveryType) {
+  const int64_t rows = 21, cols = 512;
+  for (DType t : kTypes) {
+    const Weights w = make_weights(t, rows, cols, 7);
+    std::vector<cpu::StripBlock> s(cols / 32);
+    std::vector<float> ref(cols);
+    for (int64_t r0 = 0; r0 < rows; r0 += cpu::kStripRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(cpu::kStripRows, rows - r0));
+      cpu::strip_kernels_scalar().repack(w.m, r0, nr, s.data());
+      for (int r = 0; r < cpu::kStripRows; ++r) {
+        if (r < nr) quant::dequantize_row(t, w.m.row(r0 + r), ref.data(), cols);
+        for (int64_t c = 0; c < cols; ++c) {
+          const cpu::StripBlock& b = s[c / 32];
+          const int j = static_cast<int>(c % 32), h = j / 16;
+          const float got = b.scale[h][r] * b.q[j / 4][r][j % 4] + b.offset[h][r];
+          const float want = r < nr ? ref[c] : 0.0f;
+          ASSERT_NEAR(got, want, 1e-5f * (1.0f + std::fabs(want)))
+              << dtype_name(t) << " row " << r0 + r << " col " << c;
+        }
+      }
+    }
+  }
+}
+
+TEST(StripRepack, Avx512EqualsScalarByteForByte) {
+  if (!have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  const int64_t rows = 37, cols = 768;
+  for (DType t : kTypes) {
+    const Weights w = make_weights(t, rows, cols, 8);
+    std::vector<cpu::StripBlock> a(cols / 32), b(cols / 32);
+    for (int64_t r0 = 0; r0 < rows; r0 += cpu::kStripRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(cpu::kStripRows, rows - r0));
+      cpu::strip_kernels_scalar().repack(w.m, r0, nr, a.data());
+      cpu::strip_kernels_avx512().repack(w.m, r0, nr, b.data());
+      ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(cpu::StripBlock)), 0)
+          << dtype_name(t) << " strip at row " << r0;
+    }
+  }
+}
+
+TEST(StripActivations, Avx512QuantizerEqualsScalarBitForBit) {
+  if (!have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  const int64_t n = 4096;
+  std::vector<float> x(n);
+  for (float& v : x) v = nd(rng) * 3.0f;
+  for (int j = 0; j < 32; ++j) x[j] = 0.0f;  // an all-zero block
+  x[40] = 127.0f * 0.5f / 63.5f;             // ties to even
+  std::vector<cpu::ActQ8> a(n / 32), b(n / 32);
+  cpu::strip_kernels_scalar().quantize(x.data(), a.data(), n);
+  cpu::strip_kernels_avx512().quantize(x.data(), b.data(), n);
+  ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(cpu::ActQ8)), 0);
+  EXPECT_EQ(a[0].d, 0.0f);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(a[0].qs[i], 0);
+}
+
+TEST(StripGemm, Avx512EqualsScalarOnOddShapes) {
+  if (!have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  std::mt19937 rng(10);
+  std::normal_distribution<float> nd;
+  const int64_t cols = 256, nb = cols / 32, max_n = 13;
+  std::vector<float> x(max_n * cols);
+  for (float& v : x) v = nd(rng);
+  std::vector<cpu::ActQ8> act(max_n * nb);
+  cpu::strip_kernels_scalar().quantize(x.data(), act.data(), max_n * cols);
+  for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {  // plain, split, signed
+    const bool split = cpu::strip_split(t);
+    const Weights w = make_weights(t, 16, cols, 11);
+    std::vector<cpu::StripBlock> s(nb);
+    for (int nr : {1, 5, 16}) {
+      cpu::strip_kernels_scalar().repack(w.m, 0, nr, s.data());
+      for (int64_t n = 1; n <= max_n; ++n) {
+        const int64_t ldy = 19;
+        std::vector<float> ref(n * ldy, -1.0f), got(n * ldy, -1.0f);
+        cpu::strip_kernels_scalar().gemm(s.data(), nb, split, act.data(), nb, n, ref.data(), ldy,
+                                         nr, nullptr);
+        const cpu::StripPrefetch pf{w.m.data, w.m.row_bytes, w.m.row_bytes, 16};
+        cpu::strip_kernels_avx512().gemm(s.data(), nb, split, act.data(), nb, n, got.data(), ldy,
+                                         nr, n % 2 ? &pf : nullptr);
+        for (int64_t i = 0; i < n * ldy; ++i)
+          ASSERT_NEAR(got[i], ref[i], 1e-4f * (1.0f + std::fabs(ref[i])))
+              << dtype_name(t) << " rows " << nr << " tokens " << n << " at " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace smoe
