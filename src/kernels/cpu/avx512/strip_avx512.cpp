@@ -140,9 +140,11 @@ struct Gather<DType::Q4_0> {  // d at 0, qs at 2
   static void run(const Rows16& rs, StripBlock* o) {
     const TransposeIdx& ix = transpose_idx();
     __m512i z[4], p[4];
-    for (int k = 0; k < 4; ++k) {  // z[k]: rows 4k .. 4k+3, 16 bytes each
-      z[k] = _mm512_castsi128_si512(load16(rs, 4 * k, 2));
-      for (int i = 1; i < 4; ++i) z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + i, 2), i);
+    for (int k = 0; k < 4; ++k) {                           // z[k]: rows 4k .. 4k+3, 16 bytes each
+      z[k] = _mm512_castsi128_si512(load16(rs, 4 * k, 2));  // lane index must be a constant
+      z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + 1, 2), 1);
+      z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + 2, 2), 2);
+      z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + 3, 2), 3);
     }
     for (int h = 0; h < 2; ++h)  // p[2h + c2]: rows 8h .. 8h+7, dwords 2·c2, +1
       for (int c2 = 0; c2 < 2; ++c2)
