@@ -69,6 +69,8 @@ void CpuBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, Th
 
 void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x,
                               int64_t n, ThreadPool& pool) {
+  if (count > kMaxMulti)
+    fail("cpu backend: matmul_multi of {} matrices (at most {})", count, kMaxMulti);
   bool all_strip = true, all_vec_dot = true;
   for (int i = 0; i < count; ++i) {
     check_scratch(*ws[i], n, pool);
@@ -110,8 +112,7 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
   pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
   });
-  int64_t counts[8];
-  if (count > 8) fail("cpu backend: matmul_multi of {} matrices (at most 8)", count);
+  int64_t counts[kMaxMulti];
   int64_t total = 0;
   for (int m = 0; m < count; ++m)
     total += counts[m] = (ws[m]->rows + cpu::kStripRows - 1) / cpu::kStripRows;
@@ -141,9 +142,8 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
 void CpuBackend::matmul_vec_dot(const Matrix* const* ws, float* const* ys, int count,
                                 const float* x, int64_t n, ThreadPool& pool) {
   const int64_t cols = ws[0]->cols;
-  int64_t counts[8];
-  if (count > 8) fail("cpu backend: matmul_multi of {} matrices (at most 8)", count);
-  bool done[8] = {};
+  int64_t counts[kMaxMulti];
+  bool done[kMaxMulti] = {};
   for (int first = 0; first < count; ++first) {
     if (done[first]) continue;
     const DType act = *quant::vec_dot_act_type(ws[first]->dtype);

@@ -29,6 +29,8 @@ class CpuBackend : public Backend {
 
   // Fewest tokens that take the strip GEMM.
   static constexpr int64_t kStripMinTokens = 3;
+  // Most matrices one matmul_multi takes.
+  static constexpr int kMaxMulti = 8;
 
  private:
   bool strip_ok(const Matrix& w, int64_t n) const;

@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/fp16.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/strip.h"
 #include "quant/blocks.h"
 
 namespace smoe::cpu {
@@ -222,6 +223,30 @@ void decode_rows(const Matrix& w, int64_t r0, int nr, int64_t sb,
   const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);
   for (int r = 0; r < nr; ++r) Decoder<T>::run(w.row(r0 + r) + sb * bytes, out[r]);
   for (int r = nr; r < 16; ++r) std::memset(out[r], 0, sizeof(out[r]));
+}
+
+// Repacks rows [r0, r0 + nr) of w into strip blocks by decoding each row: scales and offsets are
+// copied here, and place_q(rows, block) lays out the 16 rows' 32 bytes (rows[r] → block.q).
+template <DType T, typename PlaceQ>
+void repack_by_rows(const Matrix& w, int64_t r0, int nr, StripBlock* out, PlaceQ&& place_q) {
+  constexpr int kSub = Decoder<T>::kSub;
+  Decoded dec[kStripRows][kSub];
+  const int64_t n_sb = w.cols / (32 * kSub);
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    decode_rows<T>(w, r0, nr, sb, dec);
+    for (int k = 0; k < kSub; ++k) {
+      StripBlock& o = out[sb * kSub + k];
+      const uint8_t* rows[kStripRows];
+      for (int r = 0; r < kStripRows; ++r) {
+        rows[r] = dec[r][k].q;
+        for (int h = 0; h < 2; ++h) {
+          o.scale[h][r] = dec[r][k].scale[h];
+          o.offset[h][r] = dec[r][k].offset[h];
+        }
+      }
+      place_q(rows, o);
+    }
+  }
 }
 
 // Calls fn.template operator()<T>() for a strip-supported dtype; false for others.

@@ -30,22 +30,10 @@ void quantize_act(const float* x, ActQ8* out, int64_t n) {
 
 template <DType T>
 void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
-  constexpr int kSub = Decoder<T>::kSub;
-  Decoded dec[kStripRows][kSub];
-  const int64_t n_sb = w.cols / (32 * kSub);
-  for (int64_t sb = 0; sb < n_sb; ++sb) {
-    decode_rows<T>(w, r0, nr, sb, dec);
-    for (int k = 0; k < kSub; ++k) {
-      StripBlock& o = out[sb * kSub + k];
-      for (int r = 0; r < kStripRows; ++r) {
-        for (int g = 0; g < 8; ++g) std::memcpy(o.q[g][r], dec[r][k].q + 4 * g, 4);
-        for (int h = 0; h < 2; ++h) {
-          o.scale[h][r] = dec[r][k].scale[h];
-          o.offset[h][r] = dec[r][k].offset[h];
-        }
-      }
-    }
-  }
+  repack_by_rows<T>(w, r0, nr, out, [](const uint8_t* const* rows, StripBlock& o) {
+    for (int r = 0; r < kStripRows; ++r)
+      for (int g = 0; g < 8; ++g) std::memcpy(o.q[g][r], rows[r] + 4 * g, 4);
+  });
 }
 
 void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {

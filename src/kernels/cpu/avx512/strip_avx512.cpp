@@ -84,11 +84,6 @@ const TransposeIdx& transpose_idx() {
   return ix;
 }
 
-void put_scale(StripBlock& o, int r, int h, float scale, float offset) {
-  o.scale[h][r] = scale;
-  o.offset[h][r] = offset;
-}
-
 // Gather decoders of the common types: one storage block of 16 rows at once. Lane r of a
 // gathered register holds 4 bytes of row r, which is exactly the strip layout, so no transpose
 // is needed, and the scales are computed for all 16 rows in vector registers. Rows past nr
@@ -280,21 +275,12 @@ void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   if constexpr (Gather<T>::kHave) {
     repack_gather<T>(w, r0, nr, out);
   } else {
-    constexpr int kSub = Decoder<T>::kSub;
-    Decoded dec[kStripRows][kSub];
-    const int64_t n_sb = w.cols / (32 * kSub);
-    for (int64_t sb = 0; sb < n_sb; ++sb) {
-      decode_rows<T>(w, r0, nr, sb, dec);
-      for (int k = 0; k < kSub; ++k) {
-        StripBlock& o = out[sb * kSub + k];
-        __m256i rows[kStripRows];
-        for (int r = 0; r < kStripRows; ++r) {
-          rows[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dec[r][k].q));
-          for (int h = 0; h < 2; ++h) put_scale(o, r, h, dec[r][k].scale[h], dec[r][k].offset[h]);
-        }
-        transpose_16x8(transpose_idx(), rows, o);
-      }
-    }
+    repack_by_rows<T>(w, r0, nr, out, [](const uint8_t* const* rows, StripBlock& o) {
+      __m256i v[kStripRows];
+      for (int r = 0; r < kStripRows; ++r)
+        v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r]));
+      transpose_16x8(transpose_idx(), v, o);
+    });
   }
 }
 
