@@ -52,6 +52,7 @@ void BM_Matmul(benchmark::State& state, DType t, BackendIsa isa) {
   BENCHMARK_CAPTURE(BM_Matmul, T##_##ISA, DType::T, BackendIsa::ISA) \
       ->Arg(1)                                                       \
       ->Arg(2)                                                       \
+      ->Arg(3)                                                       \
       ->Arg(8)                                                       \
       ->Arg(16)                                                      \
       ->Arg(64)                                                      \

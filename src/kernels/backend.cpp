@@ -18,11 +18,13 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
       return std::make_unique<CpuBackend>(
           cpu::float_kernels_avx512(),
           quant::vec_dot_kernels(vnni ? quant::Isa::Avx512 : quant::Isa::Avx2),
-          vnni ? &cpu::strip_kernels_avx512() : nullptr, opts);
+          vnni ? &cpu::strip_kernels_avx512() : nullptr,
+          vnni ? &cpu::gemv_kernels_avx512() : nullptr, opts);
     }
     case BackendIsa::Avx2:
       return std::make_unique<CpuBackend>(cpu::float_kernels_avx2(),
-                                          quant::vec_dot_kernels(quant::Isa::Avx2), nullptr, opts);
+                                          quant::vec_dot_kernels(quant::Isa::Avx2), nullptr,
+                                          nullptr, opts);
     default:
       return std::make_unique<RefBackend>(opts);
   }

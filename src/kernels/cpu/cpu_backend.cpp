@@ -36,16 +36,23 @@ struct MultiIndex {
 }  // namespace
 
 CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& vd,
-                       const cpu::StripKernels* strip, const BackendOptions& opts)
+                       const cpu::StripKernels* strip, const cpu::GemvKernels* gemv,
+                       const BackendOptions& opts)
     : k_(k),
       vd_(vd),
       strip_(strip),
+      gemv_(strip ? gemv : nullptr),
       max_cols_(opts.max_cols),
       max_rows_(std::max<int64_t>(opts.max_rows, 1)),
       name_(std::string("cpu-") + k.isa + (strip ? "+strip" : "")) {
   const auto threads = static_cast<size_t>(std::max(opts.n_threads, 1));
   act_.resize(static_cast<size_t>(max_rows_ * (max_cols_ / 32 + 1)));
   if (strip_) strips_.assign(threads, std::vector<cpu::StripBlock>(max_cols_ / 32 + 1));
+  if (gemv_) {
+    gemv_qs_.resize(static_cast<size_t>(cpu::kGemvMaxTokens * max_cols_));
+    gemv_d_.resize(static_cast<size_t>(cpu::kGemvMaxTokens * (max_cols_ / 32 + 1)));
+    gemv_sum_.resize(gemv_d_.size());
+  }
   qact_.resize(qact_row_bytes(max_cols_) * static_cast<size_t>(max_rows_));
   scratch_.assign(threads, std::vector<float>(static_cast<size_t>(max_cols_)));
 }
@@ -67,28 +74,46 @@ void CpuBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, Th
   matmul_multi(&ws, &y, 1, x, n, pool);
 }
 
+bool CpuBackend::gemv_ok(const Matrix& w, int64_t n) const {
+  return gemv_ && gemv_->for_matrix(w, n);
+}
+
+// Matrices with a small-batch kernel go together through it; the rest take one path for all of
+// them where they share one, else each its own. A row's result never depends on the grouping.
 void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x,
                               int64_t n, ThreadPool& pool) {
   if (count > kMaxMulti)
     fail("cpu backend: matmul_multi of {} matrices (at most {})", count, kMaxMulti);
-  bool all_strip = true, all_vec_dot = true;
+  const Matrix* gw[kMaxMulti];
+  const Matrix* rw[kMaxMulti];
+  float* gy[kMaxMulti];
+  float* ry[kMaxMulti];
+  int ng = 0, nr = 0;
   for (int i = 0; i < count; ++i) {
     check_scratch(*ws[i], n, pool);
-    all_strip = all_strip && strip_ok(*ws[i], n);
-    all_vec_dot = all_vec_dot && vd_.dot_for(ws[i]->dtype) &&
-                  ws[i]->cols % dtype_info(ws[i]->dtype).block_size == 0;
+    const bool g = gemv_ok(*ws[i], n) && ws[i]->cols == ws[0]->cols;
+    (g ? gw[ng] : rw[nr]) = ws[i];
+    (g ? gy[ng++] : ry[nr++]) = ys[i];
   }
-  if (all_strip) return matmul_strip(ws, ys, count, x, n, pool);
-  if (all_vec_dot) return matmul_vec_dot(ws, ys, count, x, n, pool);
-  for (int i = 0; i < count; ++i) {
-    if (const cpu::DotFn dot = k_.for_dtype(ws[i]->dtype))
-      matmul_float(*ws[i], dot, x, n, ys[i], pool);
-    else if (strip_ok(*ws[i], n))
-      matmul_strip(ws + i, ys + i, 1, x, n, pool);
-    else if (vd_.dot_for(ws[i]->dtype))
-      matmul_vec_dot(ws + i, ys + i, 1, x, n, pool);
+  if (ng > 0) matmul_gemv(gw, gy, ng, x, n, pool);
+  bool all_strip = true, all_vec_dot = true;
+  for (int i = 0; i < nr; ++i) {
+    all_strip = all_strip && strip_ok(*rw[i], n);
+    all_vec_dot = all_vec_dot && vd_.dot_for(rw[i]->dtype) &&
+                  rw[i]->cols % dtype_info(rw[i]->dtype).block_size == 0;
+  }
+  if (nr == 0) return;
+  if (all_strip) return matmul_strip(rw, ry, nr, x, n, pool);
+  if (all_vec_dot) return matmul_vec_dot(rw, ry, nr, x, n, pool);
+  for (int i = 0; i < nr; ++i) {
+    if (const cpu::DotFn dot = k_.for_dtype(rw[i]->dtype))
+      matmul_float(*rw[i], dot, x, n, ry[i], pool);
+    else if (strip_ok(*rw[i], n))
+      matmul_strip(rw + i, ry + i, 1, x, n, pool);
+    else if (vd_.dot_for(rw[i]->dtype))
+      matmul_vec_dot(rw + i, ry + i, 1, x, n, pool);
     else
-      matmul_dequantized(*ws[i], x, n, ys[i], pool);
+      matmul_dequantized(*rw[i], x, n, ry[i], pool);
   }
 }
 
@@ -104,14 +129,45 @@ void CpuBackend::matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, i
   });
 }
 
+void CpuBackend::quantize_strip_act(const float* x, int64_t n, int64_t cols, ThreadPool& pool) {
+  const int64_t nb = cols / 32;
+  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
+  });
+}
+
+// Activations quantized once and laid out planar; then each thread takes a range of rows (of all
+// matrices) and multiplies each row with every token while it is in cache.
+void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x,
+                             int64_t n, ThreadPool& pool) {
+  const int64_t cols = ws[0]->cols, nb = cols / 32;
+  quantize_strip_act(x, n, cols, pool);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const cpu::ActQ8& a = act_[static_cast<size_t>(t * nb + b)];
+      std::copy_n(a.qs, 32, gemv_qs_.data() + t * cols + b * 32);
+      gemv_d_[static_cast<size_t>(t * nb + b)] = a.d;
+      gemv_sum_[static_cast<size_t>(t * nb + b)] = a.sum;
+    }
+  const cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(), cols, nb,
+                           static_cast<int>(n)};
+  int64_t counts[kMaxMulti];
+  int64_t total = 0;
+  for (int m = 0; m < count; ++m) total += counts[m] = ws[m]->rows;
+  const MultiIndex index{counts, count};
+  pool.parallel_for(total, [&](int, int64_t b, int64_t e) {
+    index.for_range(b, e, [&](int m, int64_t r0, int64_t r1) {
+      gemv_->for_matrix(*ws[m], n)(*ws[m], r0, r1, acts, ys[m], ws[m]->rows);
+    });
+  });
+}
+
 // Activations quantized once; then each thread repacks its strips of 16 rows (of all matrices)
 // and multiplies every token with them.
 void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x,
                               int64_t n, ThreadPool& pool) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
-  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
-  });
+  quantize_strip_act(x, n, cols, pool);
   int64_t counts[kMaxMulti];
   int64_t total = 0;
   for (int m = 0; m < count; ++m)

@@ -1,6 +1,8 @@
 // The SIMD CPU backend. Float weights (f32, f16, bf16) go through the ISA's float dot products.
 // Quantized weights never expand to floats: the activations are quantized to 8 bits and
-//   - one or two tokens take the integer dot products of src/quant (memory-bound decode);
+//   - a few tokens take the small-batch kernels (gemv.h) where the type has them (Q4_0, Q8_0);
+//   - otherwise one or two tokens take the integer dot products of src/quant (memory-bound
+//     decode);
 //   - more tokens take the strip GEMM (strip.h), which unpacks 16 weight rows once per call and
 //     multiplies them with every token.
 // Types with neither fall back to expanding each weight row to f32 once per call.
@@ -11,6 +13,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
+#include "kernels/cpu/gemv.h"
 #include "kernels/cpu/strip.h"
 #include "quant/dispatch.h"
 
@@ -18,9 +21,10 @@ namespace smoe {
 
 class CpuBackend : public Backend {
  public:
-  // `strip` may be null (no strip GEMM on this ISA).
+  // `strip` and `gemv` may be null (none on this ISA); gemv needs strip's activation quantizer.
   CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& vd,
-             const cpu::StripKernels* strip, const BackendOptions& opts);
+             const cpu::StripKernels* strip, const cpu::GemvKernels* gemv,
+             const BackendOptions& opts);
   const char* name() const override { return name_.c_str(); }
   void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) override;
   void matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
@@ -34,6 +38,10 @@ class CpuBackend : public Backend {
 
  private:
   bool strip_ok(const Matrix& w, int64_t n) const;
+  bool gemv_ok(const Matrix& w, int64_t n) const;
+  void quantize_strip_act(const float* x, int64_t n, int64_t cols, ThreadPool& pool);
+  void matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
+                   ThreadPool& pool);
   void matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, int64_t n, float* y,
                     ThreadPool& pool);
   void matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
@@ -46,10 +54,13 @@ class CpuBackend : public Backend {
   const cpu::FloatKernels& k_;
   const quant::VecDotKernels& vd_;
   const cpu::StripKernels* strip_;
+  const cpu::GemvKernels* gemv_;
   int64_t max_cols_, max_rows_;
   std::string name_;
   std::vector<cpu::ActQ8> act_;                       // (max_rows, max_cols / 32)
   std::vector<std::vector<cpu::StripBlock>> strips_;  // one strip per thread
+  std::vector<int8_t> gemv_qs_;                       // (kGemvMaxTokens, max_cols)
+  std::vector<float> gemv_d_, gemv_sum_;              // (kGemvMaxTokens, max_cols / 32)
   std::vector<std::byte> qact_;                       // vec-dot activations, max_rows rows
   std::vector<std::vector<float>> scratch_;           // one f32 row per thread
 };

@@ -88,6 +88,8 @@ const TransposeIdx& transpose_idx() {
 // gathered register holds 4 bytes of row r, which is exactly the strip layout, so no transpose
 // is needed, and the scales are computed for all 16 rows in vector registers. Rows past nr
 // gather row 0 again and are zeroed by the mask. Other types decode row by row (Decoder<T>).
+// kFull: all 16 rows exist (every strip but a matrix's last), so no load needs a mask.
+template <bool kFull>
 struct Rows16 {
   const std::byte* base;  // storage block sb of row r0
   __m512i offs;           // byte offset of each row from base
@@ -95,14 +97,29 @@ struct Rows16 {
   size_t stride;          // bytes from one row to the next
 
   __m512i dwords(int at) const {
+    if constexpr (kFull) return _mm512_i32gather_epi32(offs, base + at, 1);
     return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offs, base + at, 1);
+  }
+  // 16 bytes of row r at byte `at` of its block; zero for rows ≥ nr.
+  __m128i load16(int r, int at) const {
+    if constexpr (kFull)
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + at + r * stride));
+    const bool here = (mask >> r) & 1;
+    return _mm_maskz_loadu_epi32(here ? 0xF : 0, base + at + (here ? r * stride : 0));
   }
   static __m512 half_lo(__m512i v) {  // f16 in the low 16 bits of each lane → f32
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
   }
   static __m512 half_hi(__m512i v) { return half_lo(_mm512_srli_epi32(v, 16)); }
   // v on rows < nr, +0 elsewhere (as the scalar repack leaves missing rows).
-  __m512 rows_only(__m512 v) const { return _mm512_maskz_mov_ps(mask, v); }
+  __m512 rows_only(__m512 v) const {
+    if constexpr (kFull) return v;
+    return _mm512_maskz_mov_ps(mask, v);
+  }
+  __m512i rows_only(__m512i v) const {
+    if constexpr (kFull) return v;
+    return _mm512_maskz_mov_epi32(mask, v);
+  }
 };
 
 inline void store_q(StripBlock& o, int g, __m512i v) {
@@ -123,23 +140,19 @@ struct Gather {
 };
 
 // Q4_0 and Q8_0: row loads and a dword transpose are cheaper than gathers for their few bytes.
-inline __m128i load16(const Rows16& rs, int r, int at) {  // zero for rows ≥ nr
-  const bool here = (rs.mask >> r) & 1;
-  return _mm_maskz_loadu_epi32(here ? 0xF : 0, rs.base + at + (here ? r * rs.stride : 0));
-}
-
 template <>
 struct Gather<DType::Q4_0> {  // d at 0, qs at 2
   static constexpr bool kHave = true;
   static constexpr int kSub = 1;
-  static void run(const Rows16& rs, StripBlock* o) {
+  template <class Rows>
+  static void run(const Rows& rs, StripBlock* o) {
     const TransposeIdx& ix = transpose_idx();
     __m512i z[4], p[4];
-    for (int k = 0; k < 4; ++k) {                           // z[k]: rows 4k .. 4k+3, 16 bytes each
-      z[k] = _mm512_castsi128_si512(load16(rs, 4 * k, 2));  // lane index must be a constant
-      z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + 1, 2), 1);
-      z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + 2, 2), 2);
-      z[k] = _mm512_inserti32x4(z[k], load16(rs, 4 * k + 3, 2), 3);
+    for (int k = 0; k < 4; ++k) {                          // z[k]: rows 4k .. 4k+3, 16 bytes each
+      z[k] = _mm512_castsi128_si512(rs.load16(4 * k, 2));  // lane index must be a constant
+      z[k] = _mm512_inserti32x4(z[k], rs.load16(4 * k + 1, 2), 1);
+      z[k] = _mm512_inserti32x4(z[k], rs.load16(4 * k + 2, 2), 2);
+      z[k] = _mm512_inserti32x4(z[k], rs.load16(4 * k + 3, 2), 3);
     }
     for (int h = 0; h < 2; ++h)  // p[2h + c2]: rows 8h .. 8h+7, dwords 2·c2, +1
       for (int c2 = 0; c2 < 2; ++c2)
@@ -152,7 +165,7 @@ struct Gather<DType::Q4_0> {  // d at 0, qs at 2
         store_q(o[0], g, _mm512_and_si512(v, m));
         store_q(o[0], g + 4, _mm512_and_si512(_mm512_srli_epi32(v, 4), m));
       }
-    const __m512 d = Rows16::half_lo(rs.dwords(0));
+    const __m512 d = Rows::half_lo(rs.dwords(0));
     store_scales(o[0], d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-8.0f))));
   }
 };
@@ -161,17 +174,16 @@ template <>
 struct Gather<DType::Q8_0> {  // d at 0, qs at 2
   static constexpr bool kHave = true;
   static constexpr int kSub = 1;
-  static void run(const Rows16& rs, StripBlock* o) {
+  template <class Rows>
+  static void run(const Rows& rs, StripBlock* o) {
     __m256i rows[kStripRows];
     for (int r = 0; r < kStripRows; ++r)
-      rows[r] = _mm256_set_m128i(load16(rs, r, 18), load16(rs, r, 2));
+      rows[r] = _mm256_set_m128i(rs.load16(r, 18), rs.load16(r, 2));
     transpose_16x8(transpose_idx(), rows, o[0]);
     const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
     for (int g = 0; g < 8; ++g)
-      store_q(
-          o[0], g,
-          _mm512_maskz_mov_epi32(rs.mask, _mm512_xor_si512(_mm512_load_si512(o[0].q[g]), bias)));
-    const __m512 d = Rows16::half_lo(rs.dwords(0));
+      store_q(o[0], g, rs.rows_only(_mm512_xor_si512(_mm512_load_si512(o[0].q[g]), bias)));
+    const __m512 d = Rows::half_lo(rs.dwords(0));
     store_scales(o[0], d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-128.0f))));
   }
 };
@@ -180,7 +192,8 @@ template <>
 struct Gather<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
   static constexpr bool kHave = true;
   static constexpr int kSub = 8;
-  static void run(const Rows16& rs, StripBlock* o) {
+  template <class Rows>
+  static void run(const Rows& rs, StripBlock* o) {
     const __m512i m = _mm512_set1_epi8(0xF);
     for (int j = 0; j < 4; ++j)
       for (int g = 0; g < 8; ++g) {
@@ -189,7 +202,7 @@ struct Gather<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
         store_q(o[2 * j + 1], g, _mm512_and_si512(_mm512_srli_epi32(v, 4), m));
       }
     const __m512i dd = rs.dwords(0), a = rs.dwords(4), b = rs.dwords(8), c = rs.dwords(12);
-    const __m512 d = Rows16::half_lo(dd), dmin = Rows16::half_hi(dd);
+    const __m512 d = Rows::half_lo(dd), dmin = Rows::half_hi(dd);
     const __m512i m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(0xF),
                   m2 = _mm512_set1_epi32(0x30);
     for (int j = 0; j < 8; ++j) {
@@ -215,7 +228,8 @@ template <>
 struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 208
   static constexpr bool kHave = true;
   static constexpr int kSub = 8;
-  static void run(const Rows16& rs, StripBlock* o) {
+  template <class Rows>
+  static void run(const Rows& rs, StripBlock* o) {
     const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(0x30);
     for (int n = 0; n < 2; ++n)
       for (int g = 0; g < 8; ++g) {
@@ -235,7 +249,7 @@ struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 20
                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l1, 4), m4),
                                 _mm512_and_si512(_mm512_srli_epi32(h, 2), m2)));
       }
-    const __m512 d = Rows16::half_hi(rs.dwords(206));  // the block's last dword ends at d
+    const __m512 d = Rows::half_hi(rs.dwords(206));  // the block's last dword ends at d
     for (int i = 0; i < 4; ++i) {
       const __m512i sc4 = rs.dwords(192 + 4 * i);
       for (int k = 0; k < 4; ++k) {
@@ -248,8 +262,8 @@ struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 20
   }
 };
 
-template <DType T>
-void repack_gather(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+template <DType T, bool kFull>
+void repack_gather_rows(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   using D = Gather<T>;
   const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);
   const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
@@ -261,13 +275,24 @@ void repack_gather(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   const int64_t ahead = (1024 + static_cast<int64_t>(bytes) - 1) / static_cast<int64_t>(bytes);
   const size_t end = static_cast<size_t>(n_sb) * bytes;
   for (int64_t sb = 0; sb < n_sb; ++sb) {
+    // The cache lines that block sb + ahead begins in the rows (none when it starts inside a
+    // line the previous block already touched).
     const size_t lo = static_cast<size_t>(sb + ahead) * bytes;
+    const size_t first = (lo + 63) & ~size_t{63};
     if (lo < end)
-      for (int r = 0; r < nr; ++r)
-        for (size_t at = lo & ~size_t{63}; at < lo + bytes; at += 64)
+      for (size_t at = first; at < lo + bytes; at += 64)
+        for (int r = 0; r < nr; ++r)
           _mm_prefetch(reinterpret_cast<const char*>(w.row(r0 + r) + at), _MM_HINT_T0);
-    D::run(Rows16{w.row(r0) + sb * bytes, offs, mask, w.row_bytes}, out + sb * D::kSub);
+    D::run(Rows16<kFull>{w.row(r0) + sb * bytes, offs, mask, w.row_bytes}, out + sb * D::kSub);
   }
+}
+
+template <DType T>
+void repack_gather(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  if (nr == kStripRows)
+    repack_gather_rows<T, true>(w, r0, nr, out);
+  else
+    repack_gather_rows<T, false>(w, r0, nr, out);
 }
 
 template <DType T>
@@ -288,12 +313,6 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   with_decoder(w.dtype, [&]<DType T>() { repack_t<T>(w, r0, nr, out); });
 }
 
-inline __m512i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
-
 // Cache lines [begin, end) of a prefetch plan, spread evenly over a tile's nb blocks.
 struct LineRange {
   const StripPrefetch* pf;
@@ -309,37 +328,58 @@ struct LineRange {
   }
 };
 
-// kT tokens × 16 rows over all nb blocks.
+// Activation dword G (bytes 4G .. 4G+3) of every 128-bit lane, in all 16 lanes.
+template <int G>
+inline __m512i dword(__m512i lanes) {
+  return _mm512_shuffle_epi32(lanes, static_cast<_MM_PERM_ENUM>(G * 0x55));
+}
+
+// Groups 4h .. 4h+3 of one block into the integer sums of kT tokens: the 16 activation bytes of
+// half h are loaded once per token (into every 128-bit lane) and their dwords picked by shuffles,
+// which keeps the load ports free for the weights (broadcast loads limit the multiply-adds to one
+// per cycle).
+template <int kT>
+inline void half_dots(const StripBlock& sb, int h, const ActQ8* a, int64_t a_stride, __m512i* sum) {
+  __m512i x[kT];
+  for (int t = 0; t < kT; ++t)
+    x[t] = _mm512_broadcast_i32x4(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[t * a_stride].qs + 16 * h)));
+  const auto step = [&](__m512i w, auto pick) {
+    for (int t = 0; t < kT; ++t) sum[t] = _mm512_dpbusd_epi32(sum[t], w, pick(x[t]));
+  };
+  step(_mm512_load_si512(sb.q[4 * h]), [](__m512i v) { return dword<0>(v); });
+  step(_mm512_load_si512(sb.q[4 * h + 1]), [](__m512i v) { return dword<1>(v); });
+  step(_mm512_load_si512(sb.q[4 * h + 2]), [](__m512i v) { return dword<2>(v); });
+  step(_mm512_load_si512(sb.q[4 * h + 3]), [](__m512i v) { return dword<3>(v); });
+}
+
+// kT tokens × 16 rows over all nb blocks. One integer chain per token and half-scale: the kT
+// chains are independent, so their latency hides behind one another.
 template <int kT, bool kSplit>
 void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
                int64_t ldy, int nr, const LineRange& pf) {
   __m512 acc[kT];
   for (int t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
-  const __m512i zero = _mm512_setzero_si512();
   for (int64_t b = 0; b < nb; ++b) {
     pf.issue(b, nb);
     const StripBlock& sb = s[b];
-    __m512i w[8];
-    for (int g = 0; g < 8; ++g) w[g] = _mm512_load_si512(sb.q[g]);
+    const ActQ8* ab = a + b;
+    __m512i i0[kT], i1[kT];
+    for (int t = 0; t < kT; ++t) i0[t] = i1[t] = _mm512_setzero_si512();
+    half_dots<kT>(sb, 0, ab, a_stride, i0);
+    half_dots<kT>(sb, 1, ab, a_stride, kSplit ? i1 : i0);
     const __m512 sc0 = _mm512_load_ps(sb.scale[0]), of0 = _mm512_load_ps(sb.offset[0]);
     for (int t = 0; t < kT; ++t) {
-      const ActQ8& x = a[t * a_stride + b];
-      __m512i i0 = _mm512_dpbusd_epi32(zero, w[0], bcast4(x.qs));
-      __m512i i1 = _mm512_dpbusd_epi32(zero, w[4], bcast4(x.qs + 16));
-      for (int g = 1; g < 4; ++g) {
-        i0 = _mm512_dpbusd_epi32(i0, w[g], bcast4(x.qs + 4 * g));
-        i1 = _mm512_dpbusd_epi32(i1, w[4 + g], bcast4(x.qs + 16 + 4 * g));
-      }
+      const ActQ8& x = ab[t * a_stride];
       const __m512 d = _mm512_set1_ps(x.d);
       if constexpr (kSplit) {
         const __m512 sc1 = _mm512_load_ps(sb.scale[1]), of1 = _mm512_load_ps(sb.offset[1]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_mul_ps(sc0, d), acc[t]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_mul_ps(sc1, d), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), _mm512_mul_ps(sc1, d), acc[t]);
         acc[t] = _mm512_fmadd_ps(of0, _mm512_set1_ps(x.s[0]), acc[t]);
         acc[t] = _mm512_fmadd_ps(of1, _mm512_set1_ps(x.s[1]), acc[t]);
       } else {
-        const __m512 isum = _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1));
-        acc[t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(sc0, d), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
         acc[t] = _mm512_fmadd_ps(of0, _mm512_set1_ps(x.sum), acc[t]);
       }
     }
@@ -350,7 +390,7 @@ void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
 
 using TileFn = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
                         const LineRange&);
-inline constexpr int kMaxTile = 6;
+inline constexpr int kMaxTile = 8;
 
 template <bool kSplit, size_t... I>
 constexpr std::array<TileFn, kMaxTile> tile_table(std::index_sequence<I...>) {

@@ -1,0 +1,102 @@
+// AVX-512 VNNI small-batch kernels (see gemv.h). A step covers 16 blocks of a row: one gather
+// brings their 16 f16 scales, and each pair of blocks is unpacked once into 64 unsigned bytes
+// laid out like the 64 activation bytes of the same columns, so one vpdpbusd per token adds them
+// into 16 int32 lanes (lanes 0-7 block 2p, lanes 8-15 block 2p+1), scaled per lane by dw·d.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+
+#include "kernels/cpu/gemv.h"
+
+namespace smoe::cpu {
+namespace {
+
+// Q4_0 (18-byte blocks: f16 d, 16 bytes of nibbles): the low nibbles of a block are its columns
+// 0-15 and the high nibbles columns 16-31, so each block's 16 bytes go to two 128-bit lanes, the
+// second shifted right by 4.
+struct Q4_0Pair {
+  static constexpr int kBytes = 18, kC = 8;
+  // 64-bit lanes of the two blocks' 32 bytes: block i's twice, then block i + 1's twice.
+  __m512i dup = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
+  __m512i shift = _mm512_setr_epi64(0, 0, 0x0004000400040004, 0x0004000400040004, 0, 0,
+                                    0x0004000400040004, 0x0004000400040004);
+  __m512i low4 = _mm512_set1_epi8(0xF);
+  __m512i load(const std::byte* p) const {  // blocks at p and p + 18
+    const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 20)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
+    return _mm512_and_si512(
+        _mm512_srlv_epi16(_mm512_permutexvar_epi64(dup, _mm512_castsi256_si512(q)), shift), low4);
+  }
+};
+
+// Q8_0 (34-byte blocks: f16 d, 32 int8): q + 128 as unsigned bytes.
+struct Q8_0Pair {
+  static constexpr int kBytes = 34, kC = 128;
+  __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i load(const std::byte* p) const {
+    const auto* a = reinterpret_cast<const __m256i*>(p + 2);
+    const auto* b = reinterpret_cast<const __m256i*>(p + 36);
+    return _mm512_xor_si512(
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(a)), _mm256_loadu_si256(b), 1),
+        bias);
+  }
+};
+
+// kN tokens (of the acts at a) with one row.
+template <class P, int kN>
+void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a, int t0, float* y,
+              int64_t ldy) {
+  const __m512i offs =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(P::kBytes));
+  const __m512i two = _mm512_set1_epi32(2);
+  const __m512i first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  __m512 acc[kN][2], off[kN];  // two accumulators per token: even and odd pairs (latency)
+  for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < nb; j += 16) {
+    const std::byte* base = row + j * P::kBytes;
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offs, base, 1)));
+    __m512 s[kN];
+    for (int t = 0; t < kN; ++t) {
+      const int64_t at = (t0 + t) * a.b_stride + j;
+      s[t] = _mm512_mul_ps(dw, _mm512_loadu_ps(a.d + at));
+      off[t] = _mm512_fmadd_ps(dw, _mm512_loadu_ps(a.sum + at), off[t]);
+    }
+    __m512i lane_idx = first;  // lanes 0-7 → scale 2p, lanes 8-15 → 2p + 1
+    for (int p = 0; p < 8; ++p, lane_idx = _mm512_add_epi32(lane_idx, two)) {
+      const __m512i u = pair.load(base + 2 * p * P::kBytes);
+      for (int t = 0; t < kN; ++t) {
+        const int8_t* q = a.qs + (t0 + t) * a.q_stride + (j + 2 * p) * 32;
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(q));
+        __m512& a2 = acc[t][p % 2];
+        a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(lane_idx, s[t]), a2);
+      }
+    }
+  }
+  for (int t = 0; t < kN; ++t)
+    y[(t0 + t) * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1])) -
+                        static_cast<float>(P::kC) * _mm512_reduce_add_ps(off[t]);
+}
+
+template <class P>
+void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
+  using Tile = void (*)(const P&, const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
+  static constexpr std::array<Tile, 4> kTiles = {row_tile<P, 1>, row_tile<P, 2>, row_tile<P, 3>,
+                                                 row_tile<P, 4>};
+  const P pair;
+  const int64_t nb = w.cols / 32;
+  for (int64_t r = r0; r < r1; ++r)  // up to 4 tokens per pass; the row stays in L1 between
+    for (int t0 = 0; t0 < a.n; t0 += 4)
+      kTiles[static_cast<size_t>(std::min(4, a.n - t0) - 1)](pair, w.row(r), nb, a, t0, y + r, ldy);
+}
+
+}  // namespace
+
+const GemvKernels& gemv_kernels_avx512() {
+  static const GemvKernels k{"avx512", gemv<Q4_0Pair>, gemv<Q8_0Pair>};
+  return k;
+}
+
+}  // namespace smoe::cpu

@@ -1,0 +1,53 @@
+// Small-batch integer matrix × vector products (decode, and batches of a few tokens) read the
+// weights' storage blocks as they are: no strip repack, whose cost would not be shared by enough
+// tokens. One weight row is unpacked once and multiplied with up to kGemvMaxTokens tokens.
+//
+// Activations come quantized per 32 columns (x ≈ d·q, q int8) in planar form, so that the kernel
+// loads 64 activation bytes at once and 16 block scales at once. Weight types with this path
+// store w = dw·(u − c) with u an unsigned byte and c a constant (Q4_0: u ∈ [0, 15], c = 8; Q8_0:
+// u = q + 128, c = 128), so a row's dot with token t is
+//   Σ_b dw_b·d_b·Σ_j u_bj·q_bj − c·Σ_b dw_b·sum_b,   sum_b = d_b·Σ_j q_bj.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/backend.h"
+
+namespace smoe::cpu {
+
+inline constexpr int kGemvMaxTokens = 4;
+
+// Token t's activations: qs + t·q_stride (cols int8 values), d + t·b_stride and
+// sum + t·b_stride (cols/32 floats each).
+struct GemvActs {
+  const int8_t* qs;
+  const float* d;
+  const float* sum;
+  int64_t q_stride, b_stride;
+  int n;  // tokens, 1 .. kGemvMaxTokens
+};
+
+// y[t·ldy + r] = row r of w · token t, for rows [r0, r1).
+using GemvFn = void (*)(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y,
+                        int64_t ldy);
+
+struct GemvKernels {
+  const char* isa;
+  GemvFn q4_0, q8_0;
+  // The kernel for w and n tokens, or null where it has none or the strip GEMM is faster: the
+  // SIMD kernels take 16 blocks (512 columns) per step, and they win over the strip GEMM up to
+  // 2 tokens for Q4_0 and 4 for Q8_0 (whose repack costs more); see bench/bench_kernels.cpp.
+  GemvFn for_matrix(const Matrix& w, int64_t n) const {
+    if (w.cols % 512 != 0 || n < 1) return nullptr;
+    if (w.dtype == DType::Q4_0) return n <= 2 ? q4_0 : nullptr;
+    if (w.dtype == DType::Q8_0) return n <= 4 ? q8_0 : nullptr;
+    return nullptr;
+  }
+};
+
+// The scalar reference (defines the arithmetic) and the AVX-512 VNNI kernels.
+const GemvKernels& gemv_kernels_scalar();
+const GemvKernels& gemv_kernels_avx512();
+
+}  // namespace smoe::cpu

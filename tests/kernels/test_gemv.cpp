@@ -1,0 +1,105 @@
+// The small-batch kernels against their definitions: the scalar reference equals the exact dot
+// of the dequantized weights with the dequantized activations, and the AVX-512 kernels equal the
+// scalar reference on odd shapes (1 to 37 rows, 1 to 8 tokens, a row range inside the matrix).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/cpu/gemv.h"
+#include "kernels/cpu/strip.h"
+#include "quant/dequantize.h"
+#include "quant/dispatch.h"
+#include "quant/quantize.h"
+
+namespace smoe {
+namespace {
+
+struct Problem {
+  std::vector<float> wf;
+  std::vector<std::byte> wq;
+  Matrix m;
+  std::vector<int8_t> qs;
+  std::vector<float> d, sum;
+  cpu::GemvActs acts;
+};
+
+// rows × cols weights of type t and n quantized tokens, in planar form.
+Problem make(DType t, int64_t rows, int64_t cols, int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd;
+  Problem s;
+  s.wf.resize(static_cast<size_t>(rows * cols));
+  for (float& v : s.wf) v = nd(rng);
+  const size_t rb = *dtype_bytes(t, cols);
+  s.wq.resize(rb * rows);
+  for (int64_t r = 0; r < rows; ++r)
+    quant::quantize_row(t, &s.wf[r * cols], s.wq.data() + r * rb, cols);
+  s.m = Matrix{t, rows, cols, s.wq.data(), rb};
+  const int64_t nb = cols / 32;
+  std::vector<float> x(static_cast<size_t>(n * cols));
+  for (float& v : x) v = nd(rng);
+  std::vector<cpu::ActQ8> act(static_cast<size_t>(n * nb));
+  cpu::strip_kernels_scalar().quantize(x.data(), act.data(), n * cols);
+  for (const cpu::ActQ8& a : act) {
+    s.qs.insert(s.qs.end(), a.qs, a.qs + 32);
+    s.d.push_back(a.d);
+    s.sum.push_back(a.sum);
+  }
+  s.acts = {s.qs.data(), s.d.data(), s.sum.data(), cols, nb, n};
+  return s;
+}
+
+TEST(Gemv, ScalarEqualsTheDequantizedDot) {
+  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    const int64_t rows = 9, cols = 1024, nb = cols / 32;
+    const int n = 3;
+    const Problem s = make(t, rows, cols, n, 3);
+    std::vector<float> y(n * rows);
+    cpu::gemv_kernels_scalar().for_matrix(s.m, 1)(s.m, 0, rows, s.acts, y.data(), rows);
+    std::vector<float> w(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      quant::dequantize_row(t, s.m.row(r), w.data(), cols);
+      for (int i = 0; i < n; ++i) {
+        double exact = 0, mag = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          const double x = static_cast<double>(s.d[i * nb + c / 32]) * s.qs[i * cols + c];
+          exact += w[c] * x;
+          mag += std::fabs(w[c] * x);
+        }
+        EXPECT_NEAR(y[i * rows + r], exact, 1e-5 * mag) << dtype_name(t) << " row " << r;
+      }
+    }
+  }
+}
+
+TEST(Gemv, Avx512EqualsScalarOnOddShapes) {
+  if (!quant::isa_supported(quant::Isa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  for (DType t : {DType::Q4_0, DType::Q8_0})
+    for (int64_t rows : {1, 5, 37})
+      for (int64_t cols : {512, 1536})
+        for (int n = 1; n <= cpu::kGemvMaxTokens; ++n) {
+          const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(rows * 100 + n));
+          const int64_t ldy = rows + 3, r0 = rows / 3, r1 = rows;
+          std::vector<float> ref(n * ldy, -7.0f), got(n * ldy, -7.0f);
+          cpu::gemv_kernels_scalar().for_matrix(s.m, 1)(s.m, r0, r1, s.acts, ref.data(), ldy);
+          cpu::gemv_kernels_avx512().for_matrix(s.m, 1)(s.m, r0, r1, s.acts, got.data(), ldy);
+          for (int64_t i = 0; i < n * ldy; ++i)  // rows outside [r0, r1) stay untouched
+            ASSERT_NEAR(got[i], ref[i], 2e-5f * (std::sqrt(static_cast<float>(cols)) * 40.0f))
+                << dtype_name(t) << " rows " << rows << " cols " << cols << " n " << n << " at "
+                << i;
+        }
+}
+
+TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
+  const auto& k = cpu::gemv_kernels_avx512();
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_K, 4, 512, nullptr, 0}, 1), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_0, 4, 480, nullptr, 0}, 1), nullptr);
+  EXPECT_NE(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 2), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 3), nullptr);  // strip GEMM
+  EXPECT_NE(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 4), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 5), nullptr);
+}
+
+}  // namespace
+}  // namespace smoe
