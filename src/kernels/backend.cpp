@@ -7,7 +7,7 @@
 namespace smoe {
 
 VecOps Backend::vec_ops() const {
-  return {ops::dot, ops::axpy};
+  return {ops::scores_group, ops::wsum_group};
 }
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {

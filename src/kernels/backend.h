@@ -31,9 +31,11 @@ void row_to_f32(DType t, const std::byte* src, float* dst, int64_t n);
 bool dtype_supported(DType t);
 
 // Float vector primitives (attention's q·k and Σ p·v) in the backend's instruction set.
-struct VecOps {
-  float (*dot)(const float* a, const float* b, int64_t n);
-  void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a·x
+struct VecOps {  // attention's two products over a group of query heads (see ops.h)
+  void (*scores_group)(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
+                       float scale, float* scores, int64_t s_stride);
+  void (*wsum_group)(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
+                     int64_t hd, float* out);
 };
 
 class Backend {

@@ -50,4 +50,19 @@ void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void scores_group(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
+                  float scale, float* scores, int64_t s_stride) {
+  for (int h = 0; h < g; ++h)
+    for (int64_t j = 0; j < n; ++j) scores[h * s_stride + j] = scale * dot(q + h * hd, keys[j], hd);
+}
+
+void wsum_group(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
+                int64_t hd, float* out) {
+  for (int h = 0; h < g; ++h) {
+    float* o = out + h * hd;
+    for (int64_t d = 0; d < hd; ++d) o[d] = 0.0f;
+    for (int64_t j = 0; j < n; ++j) axpy(o, p[h * p_stride + j], vals[j], hd);
+  }
+}
+
 }  // namespace smoe::ops

@@ -23,4 +23,13 @@ float dot(const float* a, const float* b, int64_t n);
 // y += a * x
 void axpy(float* y, float a, const float* x, int64_t n);
 
+// Attention for a group of g query heads that share one key/value head (grouped-query
+// attention), hd values per head; q and out hold the g heads one after another.
+// scores[h·s_stride + j] = scale · q_h · keys[j], for the n keys.
+void scores_group(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
+                  float scale, float* scores, int64_t s_stride);
+// out[h·hd + d] = Σ_j p[h·p_stride + j] · vals[j][d], for the n values.
+void wsum_group(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
+                int64_t hd, float* out);
+
 }  // namespace smoe::ops

@@ -26,19 +26,24 @@ struct KvLookup {
   }
 };
 
-// One query head of one entry: softmax(q·kᵀ/√d) v over the visible positions.
-void attend_head(const ModelConfig& c, const KvLookup& kv, const VecOps& vec, const BatchEntry& e,
-                 int64_t i, int64_t h, float* scores, float* out) {
-  const int64_t hd = c.head_dim, kvh = h / (c.n_heads / c.n_kv_heads);
-  const float* q = kv.ws.q.data() + i * c.q_dim() + h * hd;
+// The query heads of one entry that share key/value head kvh: softmax(q·kᵀ/√d) v over the
+// visible positions, every key and value read once for the whole group.
+void attend_group(const ModelConfig& c, const KvLookup& kv, const VecOps& vec, const BatchEntry& e,
+                  int64_t i, int64_t kvh, float* scores, const float** rows, float* out) {
+  const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads, n_ctx = kv.cache.n_ctx();
+  const float* q = kv.ws.q.data() + i * c.q_dim() + kvh * group * hd;
   const int64_t lo = kv.cache.first_visible(e.pos), n_vis = e.pos - lo + 1;
+  const float** keys = rows;
+  const float** vals = rows + n_ctx;
+  for (int64_t j = lo; j <= e.pos; ++j) {
+    keys[j - lo] = kv.get(e, i, j, false) + kvh * hd;
+    vals[j - lo] = kv.get(e, i, j, true) + kvh * hd;
+  }
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (int64_t j = lo; j <= e.pos; ++j)
-    scores[j - lo] = vec.dot(q, kv.get(e, i, j, false) + kvh * hd, hd) * scale;
-  ops::softmax(scores, n_vis);
-  for (int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
-  for (int64_t j = lo; j <= e.pos; ++j)
-    vec.axpy(out, scores[j - lo], kv.get(e, i, j, true) + kvh * hd, hd);
+  const int g = static_cast<int>(group);
+  vec.scores_group(q, g, keys, n_vis, hd, scale, scores, n_ctx);
+  for (int64_t h = 0; h < group; ++h) ops::softmax(scores + h * n_ctx, n_vis);
+  vec.wsum_group(scores, n_ctx, g, vals, n_vis, hd, out);
 }
 
 }  // namespace
@@ -56,16 +61,17 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
               ws.inv_freq.data());
   }
 
-  // Every (entry, head) pair is independent.
+  // Every (entry, key/value head) pair is independent.
   const KvLookup kv{ws, cache, layer, c.kv_dim()};
-  const int64_t n_ctx = cache.n_ctx();
+  const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads;
   const VecOps vec = ctx.backend.vec_ops();
-  ctx.pool.parallel_for(n * c.n_heads, [&](int t, int64_t b, int64_t e) {
-    float* scores = ws.scores.data() + t * n_ctx;
+  ctx.pool.parallel_for(n * c.n_kv_heads, [&](int t, int64_t b, int64_t e) {
+    float* scores = ws.scores.data() + t * group * n_ctx;
+    const float** rows = ws.kv_rows.data() + t * 2 * n_ctx;
     for (int64_t ih = b; ih < e; ++ih) {
-      const int64_t i = ih / c.n_heads, h = ih % c.n_heads;
-      attend_head(c, kv, vec, batch[i], i, h, scores,
-                  ws.att.data() + i * c.q_dim() + h * c.head_dim);
+      const int64_t i = ih / c.n_kv_heads, kvh = ih % c.n_kv_heads;
+      attend_group(c, kv, vec, batch[i], i, kvh, scores, rows,
+                   ws.att.data() + i * c.q_dim() + kvh * group * c.head_dim);
     }
   });
 

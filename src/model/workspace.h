@@ -13,15 +13,16 @@ struct Workspace {
   Workspace(const ModelConfig& c, int64_t max_batch, int64_t n_ctx, int n_threads);
 
   int64_t max_batch;
-  std::vector<float> x;         // (batch, dim) residual stream
-  std::vector<float> xn;        // (batch, dim) normalised input of a block
-  std::vector<float> q;         // (batch, n_heads·head_dim)
-  std::vector<float> k;         // (batch, kv_dim)
-  std::vector<float> v;         // (batch, kv_dim)
-  std::vector<float> att;       // (batch, n_heads·head_dim) attention output before wo
-  std::vector<float> proj;      // (batch, dim) block output before the residual add
-  std::vector<float> scores;    // (n_threads, n_ctx) attention scores of one query head
-  std::vector<float> inv_freq;  // (head_dim/2) RoPE frequencies θ^(-2i/head_dim)
+  std::vector<float> x;       // (batch, dim) residual stream
+  std::vector<float> xn;      // (batch, dim) normalised input of a block
+  std::vector<float> q;       // (batch, n_heads·head_dim)
+  std::vector<float> k;       // (batch, kv_dim)
+  std::vector<float> v;       // (batch, kv_dim)
+  std::vector<float> att;     // (batch, n_heads·head_dim) attention output before wo
+  std::vector<float> proj;    // (batch, dim) block output before the residual add
+  std::vector<float> scores;  // (n_threads, group, n_ctx) scores of one group of query heads
+  std::vector<const float*> kv_rows;  // (n_threads, 2, n_ctx) keys, then values, one kv head
+  std::vector<float> inv_freq;        // (head_dim/2) RoPE frequencies θ^(-2i/head_dim)
 
   // Mixture of experts.
   std::vector<float> router_logits;  // (batch, n_experts)

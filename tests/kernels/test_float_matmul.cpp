@@ -7,6 +7,7 @@
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
+#include "kernels/ops.h"
 
 namespace smoe {
 namespace {
@@ -66,32 +67,41 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(BackendIsa::Scalar, BackendIsa::Avx2, BackendIsa::Avx512),
                        ::testing::Values(DType::F32, DType::F16, DType::BF16)));
 
-// Each ISA's float vector ops (attention's q·k and Σ p·v) against the scalar reference on
-// lengths that are not a multiple of the vector width.
-TEST(FloatVecOps, MatchScalarOnOddLengths) {
+// Each ISA's attention products over a group of query heads (q·k scores and Σ p·v) against the
+// scalar reference, on head sizes that are not a multiple of the vector width and groups that
+// are not a multiple of the 4 heads the AVX-512 kernel shares a load with.
+TEST(FloatVecOps, GroupedAttentionMatchesScalarOnOddShapes) {
   std::mt19937 rng(21);
   std::normal_distribution<float> nd;
   std::vector<const cpu::FloatKernels*> ks;
   if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
   if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
-  for (int64_t n : {1, 7, 16, 33, 128, 131}) {
-    std::vector<float> a(n), b(n), y0(n);
-    for (int64_t i = 0; i < n; ++i) {
-      a[i] = nd(rng);
-      b[i] = nd(rng);
-      y0[i] = nd(rng);
+  for (int64_t hd : {1, 7, 16, 33, 128, 131})
+    for (int g : {1, 3, 4, 5, 8}) {
+      const int64_t n = 1 + (hd * g) % 37, s_stride = n + 3;
+      std::vector<float> q(g * hd), kv(2 * n * hd), p(g * s_stride);
+      for (float& v : q) v = nd(rng);
+      for (float& v : kv) v = nd(rng);
+      for (float& v : p) v = nd(rng);
+      std::vector<const float*> keys(n), vals(n);
+      for (int64_t j = 0; j < n; ++j) {  // keys and values interleaved, as a cache holds them
+        keys[j] = kv.data() + 2 * j * hd;
+        vals[j] = kv.data() + (2 * j + 1) * hd;
+      }
+      std::vector<float> ref_s(g * s_stride, -1.0f), ref_o(g * hd, -1.0f);
+      ops::scores_group(q.data(), g, keys.data(), n, hd, 0.3f, ref_s.data(), s_stride);
+      ops::wsum_group(p.data(), s_stride, g, vals.data(), n, hd, ref_o.data());
+      for (const cpu::FloatKernels* k : ks) {
+        std::vector<float> s(g * s_stride, -1.0f), o(g * hd, -1.0f);
+        k->scores_group(q.data(), g, keys.data(), n, hd, 0.3f, s.data(), s_stride);
+        k->wsum_group(p.data(), s_stride, g, vals.data(), n, hd, o.data());
+        const float tol = 1e-5f * static_cast<float>(hd + n) * 4.0f;
+        for (size_t i = 0; i < s.size(); ++i)
+          ASSERT_NEAR(s[i], ref_s[i], tol) << k->isa << " hd " << hd << " g " << g << " " << i;
+        for (size_t i = 0; i < o.size(); ++i)
+          ASSERT_NEAR(o[i], ref_o[i], tol) << k->isa << " hd " << hd << " g " << g << " " << i;
+      }
     }
-    double ref = 0;
-    for (int64_t i = 0; i < n; ++i) ref += static_cast<double>(a[i]) * b[i];
-    for (const cpu::FloatKernels* k : ks) {
-      EXPECT_NEAR(k->dot(a.data(), b.data(), n), ref, 1e-4 * (1 + std::abs(ref))) << k->isa;
-      std::vector<float> y = y0;
-      k->axpy(y.data(), 0.75f, a.data(), n);
-      for (int64_t i = 0; i < n; ++i)
-        EXPECT_NEAR(y[i], y0[i] + 0.75f * a[i], 1e-6f * (1 + std::fabs(y[i])))
-            << k->isa << " " << i;
-    }
-  }
 }
 
 }  // namespace

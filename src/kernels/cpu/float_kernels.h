@@ -17,8 +17,12 @@ struct FloatKernels {
   DotFn dot_f32;
   DotFn dot_f16;
   DotFn dot_bf16;
-  float (*dot)(const float* a, const float* b, int64_t n);     // Σ a·b
-  void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a·x
+  // Attention over a group of query heads sharing a key/value head: ops::scores_group and
+  // ops::wsum_group.
+  void (*scores_group)(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
+                       float scale, float* scores, int64_t s_stride);
+  void (*wsum_group)(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
+                     int64_t hd, float* out);
   DotFn for_dtype(DType t) const {
     return t == DType::F32    ? dot_f32
            : t == DType::F16  ? dot_f16

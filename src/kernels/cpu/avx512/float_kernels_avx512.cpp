@@ -47,25 +47,89 @@ float dot_bf16(const std::byte* w, const float* x, int64_t n) {
   });
 }
 
-float dot_ff(const float* a, const float* b, int64_t n) {
-  return dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
 }
 
-void axpy(float* y, float a, const float* x, int64_t n) {
-  const __m512 va = _mm512_set1_ps(a);
-  for (int64_t i = 0; i < n; i += 16) {
-    const int64_t left = n - i;
-    const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-    _mm512_mask_storeu_ps(
-        y + i, m,
-        _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+// The four lane sums of a[0..3] as one 128-bit vector.
+inline __m128 reduce4(const __m512* a) {
+  const __m512 a01 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
+  const __m512 a23 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
+  // Per 128-bit lane: [a0, a1, a2, a3] partial sums.
+  const __m512 b =
+      _mm512_add_ps(_mm512_shuffle_ps(a01, a23, 0x44), _mm512_shuffle_ps(a01, a23, 0xEE));
+  const __m256 c = _mm256_add_ps(_mm512_castps512_ps256(b),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+}
+
+// kG heads (1 or 4) against every key: each 16 values of a key are loaded once for all heads.
+template <int kG>
+void scores_heads(const float* q, const float* const* keys, int64_t n, int64_t hd, float scale,
+                  float* scores, int64_t s_stride) {
+  for (int64_t j = 0; j < n; ++j) {
+    __m512 acc[4];
+    for (int h = 0; h < kG; ++h) acc[h] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < hd; d += 16) {
+      const __mmask16 m = tail_mask(hd - d);
+      const __m512 k = _mm512_maskz_loadu_ps(m, keys[j] + d);
+      for (int h = 0; h < kG; ++h)
+        acc[h] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + h * hd + d), k, acc[h]);
+    }
+    if constexpr (kG == 4) {
+      alignas(16) float s[4];
+      _mm_store_ps(s, _mm_mul_ps(reduce4(acc), _mm_set1_ps(scale)));
+      for (int h = 0; h < 4; ++h) scores[h * s_stride + j] = s[h];
+    } else {
+      scores[j] = scale * _mm512_reduce_add_ps(acc[0]);
+    }
   }
+}
+
+void scores_group(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
+                  float scale, float* scores, int64_t s_stride) {
+  int h = 0;
+  for (; h + 4 <= g; h += 4)
+    scores_heads<4>(q + h * hd, keys, n, hd, scale, scores + h * s_stride, s_stride);
+  for (; h < g; ++h)
+    scores_heads<1>(q + h * hd, keys, n, hd, scale, scores + h * s_stride, s_stride);
+}
+
+// kG heads (1 or 4) × 64 output values held in registers over all n values.
+template <int kG>
+void wsum_heads(const float* p, int64_t p_stride, const float* const* vals, int64_t n, int64_t hd,
+                float* out) {
+  for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+    __mmask16 m[4];
+    for (int c = 0; c < 4; ++c) m[c] = d0 + 16 * c < hd ? tail_mask(hd - d0 - 16 * c) : 0;
+    __m512 acc[kG][4];
+    for (int h = 0; h < kG; ++h)
+      for (int c = 0; c < 4; ++c) acc[h][c] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      __m512 v[4];
+      for (int c = 0; c < 4; ++c) v[c] = _mm512_maskz_loadu_ps(m[c], vals[j] + d0 + 16 * c);
+      for (int h = 0; h < kG; ++h) {
+        const __m512 w = _mm512_set1_ps(p[h * p_stride + j]);
+        for (int c = 0; c < 4; ++c) acc[h][c] = _mm512_fmadd_ps(w, v[c], acc[h][c]);
+      }
+    }
+    for (int h = 0; h < kG; ++h)
+      for (int c = 0; c < 4; ++c)
+        _mm512_mask_storeu_ps(out + h * hd + d0 + 16 * c, m[c], acc[h][c]);
+  }
+}
+
+void wsum_group(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
+                int64_t hd, float* out) {
+  int h = 0;
+  for (; h + 4 <= g; h += 4) wsum_heads<4>(p + h * p_stride, p_stride, vals, n, hd, out + h * hd);
+  for (; h < g; ++h) wsum_heads<1>(p + h * p_stride, p_stride, vals, n, hd, out + h * hd);
 }
 
 }  // namespace
 
 const FloatKernels& float_kernels_avx512() {
-  static const FloatKernels k{"avx512", dot_f32, dot_f16, dot_bf16, dot_ff, axpy};
+  static const FloatKernels k{"avx512", dot_f32, dot_f16, dot_bf16, scores_group, wsum_group};
   return k;
 }
 
