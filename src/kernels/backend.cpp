@@ -7,7 +7,7 @@
 namespace smoe {
 
 VecOps Backend::vec_ops() const {
-  return {ops::scores_group, ops::wsum_group};
+  return {ops::scores_group, ops::wsum_group, ops::silu_mul};
 }
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {

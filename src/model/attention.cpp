@@ -55,11 +55,14 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
   const Matrix* wqkv[] = {&w.wq, &w.wk, &w.wv};
   float* qkv[] = {ws.q.data(), ws.k.data(), ws.v.data()};
   ctx.backend.matmul_multi(wqkv, qkv, 3, ws.xn.data(), n, ctx.pool);
-  for (int64_t i = 0; i < n; ++i) {
-    ops::rope(ws.q.data() + i * c.q_dim(), c.n_heads, c.head_dim, batch[i].pos, ws.inv_freq.data());
-    ops::rope(ws.k.data() + i * c.kv_dim(), c.n_kv_heads, c.head_dim, batch[i].pos,
-              ws.inv_freq.data());
-  }
+  ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      ops::rope(ws.q.data() + i * c.q_dim(), c.n_heads, c.head_dim, batch[i].pos,
+                ws.inv_freq.data());
+      ops::rope(ws.k.data() + i * c.kv_dim(), c.n_kv_heads, c.head_dim, batch[i].pos,
+                ws.inv_freq.data());
+    }
+  });
 
   // Every (entry, key/value head) pair is independent.
   const KvLookup kv{ws, cache, layer, c.kv_dim()};

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/attention.h"
 #include "model/moe.h"
@@ -67,20 +68,28 @@ void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, fl
     row_to_f32(w_.tok_embeddings.dtype, w_.tok_embeddings.row(batch[i].token),
                ws_.x.data() + i * dim, dim);
 
+  // Row-wise steps split over the threads: xn = RMSNorm(x); x += proj.
+  const auto norm = [&](const float* w) {
+    ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, w, dim, cfg_.norm_eps);
+    });
+  };
+  const auto residual = [&] {
+    ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+      ops::axpy(ws_.x.data() + b * dim, 1.0f, ws_.proj.data() + b * dim, (e - b) * dim);
+    });
+  };
   for (int l = 0; l < static_cast<int>(cfg_.n_layers); ++l) {
     const LayerWeights& lw = w_.layers[l];
     // x = x + Attention(RMSNorm(x))
-    for (int64_t i = 0; i < n; ++i)
-      ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, lw.attn_norm, dim,
-                   cfg_.norm_eps);
+    norm(lw.attn_norm);
     attention_block(cfg_, lw, l, batch, n, ws_, cache, ctx);
-    ops::axpy(ws_.x.data(), 1.0f, ws_.proj.data(), n * dim);
+    residual();
     // x = x + MoE(RMSNorm(x))
-    for (int64_t i = 0; i < n; ++i)
-      ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, lw.ffn_norm, dim,
-                   cfg_.norm_eps);
+    norm(lw.ffn_norm);
     ffn_block(cfg_, lw, l, n, ws_, ctx);
-    ops::axpy(ws_.x.data(), 1.0f, ws_.proj.data(), n * dim);
+    residual();
   }
 
   for (int64_t i = 0; i < n; ++i) cache.set_len(batch[i].seq, batch[i].pos + 1);

@@ -104,5 +104,33 @@ TEST(FloatVecOps, GroupedAttentionMatchesScalarOnOddShapes) {
     }
 }
 
+// SiLU·mul of each ISA against the scalar reference, on odd lengths and on values where e^-x
+// overflows or underflows.
+TEST(FloatVecOps, SiluMulMatchesScalar) {
+  std::mt19937 rng(22);
+  std::normal_distribution<float> nd(0.0f, 4.0f);
+  std::vector<const cpu::FloatKernels*> ks;
+  if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
+  if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
+  for (int64_t n : {1, 15, 16, 17, 1000}) {
+    std::vector<float> a(n), b(n);
+    for (int64_t i = 0; i < n; ++i) {
+      a[i] = nd(rng);
+      b[i] = nd(rng);
+    }
+    const float extreme[] = {-200.0f, -88.0f, -30.0f, 0.0f, 30.0f, 90.0f, 200.0f};
+    for (int64_t i = 0; i < n && i < 7; ++i) a[i] = extreme[i];
+    std::vector<float> ref = a;
+    ops::silu_mul(ref.data(), b.data(), n);
+    for (const cpu::FloatKernels* k : ks) {
+      std::vector<float> got = a;
+      k->silu_mul(got.data(), b.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(got[i], ref[i], 1e-6f * (1.0f + std::fabs(ref[i])))
+            << k->isa << " n " << n << " x " << a[i];
+    }
+  }
+}
+
 }  // namespace
 }  // namespace smoe

@@ -23,6 +23,7 @@ struct FloatKernels {
                        float scale, float* scores, int64_t s_stride);
   void (*wsum_group)(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
                      int64_t hd, float* out);
+  void (*silu_mul)(float* a, const float* b, int64_t n);  // a = silu(a)·b (ops::silu_mul)
   DotFn for_dtype(DType t) const {
     return t == DType::F32    ? dot_f32
            : t == DType::F16  ? dot_f16

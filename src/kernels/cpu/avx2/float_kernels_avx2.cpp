@@ -6,6 +6,7 @@
 #include "core/fp16.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/simd_sum.h"
+#include "kernels/ops.h"
 
 namespace smoe::cpu {
 namespace {
@@ -100,7 +101,8 @@ void wsum_group(const float* p, int64_t p_stride, int g, const float* const* val
 }  // namespace
 
 const FloatKernels& float_kernels_avx2() {
-  static const FloatKernels k{"avx2", dot_f32, dot_f16, dot_bf16, scores_group, wsum_group};
+  static const FloatKernels k{"avx2",       dot_f32,    dot_f16,      dot_bf16,
+                              scores_group, wsum_group, ops::silu_mul};  // SiLU: the reference
   return k;
 }
 

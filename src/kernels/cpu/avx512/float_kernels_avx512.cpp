@@ -126,10 +126,39 @@ void wsum_group(const float* p, int64_t p_stride, int g, const float* const* val
   for (; h < g; ++h) wsum_heads<1>(p + h * p_stride, p_stride, vals, n, hd, out + h * hd);
 }
 
+// e^v for every lane: v = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor polynomial of degree 6
+// (relative error below 2e-7), times 2^n by vscalefps, which also gives +inf and 0 where e^v
+// overflows or underflows, as expf does.
+inline __m512 exp512(__m512 v) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), v);  // ln2 in two parts
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+void silu_mul(float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 x = _mm512_maskz_loadu_ps(m, a + i);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    _mm512_mask_storeu_ps(a + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, b + i)));
+  }
+}
+
 }  // namespace
 
 const FloatKernels& float_kernels_avx512() {
-  static const FloatKernels k{"avx512", dot_f32, dot_f16, dot_bf16, scores_group, wsum_group};
+  static const FloatKernels k{"avx512",     dot_f32,    dot_f16, dot_bf16,
+                              scores_group, wsum_group, silu_mul};
   return k;
 }
 
