@@ -84,9 +84,10 @@ const TransposeIdx& transpose_idx() {
   return ix;
 }
 
-// Gather decoders of the common types: one storage block of 16 rows at once. Lane r of a
-// gathered register holds 4 bytes of row r, which is exactly the strip layout, so no transpose
-// is needed, and the scales are computed for all 16 rows in vector registers. Rows past nr
+// Vector decoders of the common types: one storage block of 16 rows at once. Lane r of a
+// register holds 4 bytes of row r, which is exactly the strip layout; the bytes come from row
+// loads and a dword transpose (dwords16), gathers only for a stray f16 scale. The scales are
+// computed for all 16 rows in vector registers. Rows past nr
 // gather row 0 again and are zeroed by the mask. Other types decode row by row (Decoder<T>).
 // kFull: all 16 rows exist (every strip but a matrix's last), so no load needs a mask.
 template <bool kFull>
@@ -106,6 +107,24 @@ struct Rows16 {
       return _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + at + r * stride));
     const bool here = (mask >> r) & 1;
     return _mm_maskz_loadu_epi32(here ? 0xF : 0, base + at + (here ? r * stride : 0));
+  }
+  // The 16 bytes at `at` of every row as 4 dword vectors: lane r of out[g] holds bytes
+  // at + 4g .. at + 4g + 3 of row r (row loads and a dword transpose; cheaper than gathers).
+  void dwords16(int at, __m512i* out) const {
+    const TransposeIdx& ix = transpose_idx();
+    __m512i z[4], p[4];
+    for (int k = 0; k < 4; ++k) {                        // z[k]: rows 4k .. 4k+3, 16 bytes each
+      z[k] = _mm512_castsi128_si512(load16(4 * k, at));  // lane index must be a constant
+      z[k] = _mm512_inserti32x4(z[k], load16(4 * k + 1, at), 1);
+      z[k] = _mm512_inserti32x4(z[k], load16(4 * k + 2, at), 2);
+      z[k] = _mm512_inserti32x4(z[k], load16(4 * k + 3, at), 3);
+    }
+    for (int h = 0; h < 2; ++h)  // p[2h + c2]: rows 8h .. 8h+7, dwords 2·c2, +1
+      for (int c2 = 0; c2 < 2; ++c2)
+        p[2 * h + c2] = _mm512_permutex2var_epi32(z[2 * h], ix.s2[c2], z[2 * h + 1]);
+    for (int c2 = 0; c2 < 2; ++c2)
+      for (int c = 0; c < 2; ++c)
+        out[2 * c2 + c] = _mm512_permutex2var_epi32(p[c2], ix.s3[c], p[2 + c2]);
   }
   static __m512 half_lo(__m512i v) {  // f16 in the low 16 bits of each lane → f32
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
@@ -146,25 +165,13 @@ struct Gather<DType::Q4_0> {  // d at 0, qs at 2
   static constexpr int kSub = 1;
   template <class Rows>
   static void run(const Rows& rs, StripBlock* o) {
-    const TransposeIdx& ix = transpose_idx();
-    __m512i z[4], p[4];
-    for (int k = 0; k < 4; ++k) {                          // z[k]: rows 4k .. 4k+3, 16 bytes each
-      z[k] = _mm512_castsi128_si512(rs.load16(4 * k, 2));  // lane index must be a constant
-      z[k] = _mm512_inserti32x4(z[k], rs.load16(4 * k + 1, 2), 1);
-      z[k] = _mm512_inserti32x4(z[k], rs.load16(4 * k + 2, 2), 2);
-      z[k] = _mm512_inserti32x4(z[k], rs.load16(4 * k + 3, 2), 3);
-    }
-    for (int h = 0; h < 2; ++h)  // p[2h + c2]: rows 8h .. 8h+7, dwords 2·c2, +1
-      for (int c2 = 0; c2 < 2; ++c2)
-        p[2 * h + c2] = _mm512_permutex2var_epi32(z[2 * h], ix.s2[c2], z[2 * h + 1]);
+    __m512i v[4];
+    rs.dwords16(2, v);
     const __m512i m = _mm512_set1_epi8(0xF);
-    for (int c2 = 0; c2 < 2; ++c2)
-      for (int c = 0; c < 2; ++c) {  // dword g of all 16 rows
-        const int g = 2 * c2 + c;
-        const __m512i v = _mm512_permutex2var_epi32(p[c2], ix.s3[c], p[2 + c2]);
-        store_q(o[0], g, _mm512_and_si512(v, m));
-        store_q(o[0], g + 4, _mm512_and_si512(_mm512_srli_epi32(v, 4), m));
-      }
+    for (int g = 0; g < 4; ++g) {
+      store_q(o[0], g, _mm512_and_si512(v[g], m));
+      store_q(o[0], g + 4, _mm512_and_si512(_mm512_srli_epi32(v[g], 4), m));
+    }
     const __m512 d = Rows::half_lo(rs.dwords(0));
     store_scales(o[0], d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-8.0f))));
   }
@@ -195,13 +202,18 @@ struct Gather<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
   template <class Rows>
   static void run(const Rows& rs, StripBlock* o) {
     const __m512i m = _mm512_set1_epi8(0xF);
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < 4; ++j) {
+      __m512i v[8];
+      rs.dwords16(16 + 32 * j, v);
+      rs.dwords16(32 + 32 * j, v + 4);
       for (int g = 0; g < 8; ++g) {
-        const __m512i v = rs.dwords(16 + 32 * j + 4 * g);
-        store_q(o[2 * j], g, _mm512_and_si512(v, m));
-        store_q(o[2 * j + 1], g, _mm512_and_si512(_mm512_srli_epi32(v, 4), m));
+        store_q(o[2 * j], g, _mm512_and_si512(v[g], m));
+        store_q(o[2 * j + 1], g, _mm512_and_si512(_mm512_srli_epi32(v[g], 4), m));
       }
-    const __m512i dd = rs.dwords(0), a = rs.dwords(4), b = rs.dwords(8), c = rs.dwords(12);
+    }
+    __m512i hdr[4];
+    rs.dwords16(0, hdr);
+    const __m512i dd = hdr[0], a = hdr[1], b = hdr[2], c = hdr[3];
     const __m512 d = Rows::half_lo(dd), dmin = Rows::half_hi(dd);
     const __m512i m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(0xF),
                   m2 = _mm512_set1_epi32(0x30);
@@ -231,10 +243,15 @@ struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 20
   template <class Rows>
   static void run(const Rows& rs, StripBlock* o) {
     const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(0x30);
-    for (int n = 0; n < 2; ++n)
+    for (int n = 0; n < 2; ++n) {
+      __m512i lo0[8], lo1[8], hi[8];
+      for (int k = 0; k < 2; ++k) {
+        rs.dwords16(64 * n + 16 * k, lo0 + 4 * k);
+        rs.dwords16(64 * n + 32 + 16 * k, lo1 + 4 * k);
+        rs.dwords16(128 + 32 * n + 16 * k, hi + 4 * k);
+      }
       for (int g = 0; g < 8; ++g) {
-        const __m512i l0 = rs.dwords(64 * n + 4 * g), l1 = rs.dwords(64 * n + 32 + 4 * g);
-        const __m512i h = rs.dwords(128 + 32 * n + 4 * g);
+        const __m512i l0 = lo0[g], l1 = lo1[g], h = hi[g];
         StripBlock* oo = o + 4 * n;  // high bits 2k, 2k+1 of qh go to bits 4, 5
         store_q(oo[0], g,
                 _mm512_or_si512(_mm512_and_si512(l0, m4),
@@ -249,9 +266,12 @@ struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 20
                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l1, 4), m4),
                                 _mm512_and_si512(_mm512_srli_epi32(h, 2), m2)));
       }
+    }
     const __m512 d = Rows::half_hi(rs.dwords(206));  // the block's last dword ends at d
+    __m512i scales[4];
+    rs.dwords16(192, scales);
     for (int i = 0; i < 4; ++i) {
-      const __m512i sc4 = rs.dwords(192 + 4 * i);
+      const __m512i sc4 = scales[i];
       for (int k = 0; k < 4; ++k) {
         const int j = 4 * i + k;  // sign-extend byte k
         const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * k), 24);
