@@ -56,7 +56,7 @@ TEST(Gemv, ScalarEqualsTheDequantizedDot) {
     const int n = 3;
     const Problem s = make(t, rows, cols, n, 3);
     std::vector<float> y(n * rows);
-    cpu::gemv_kernels_scalar().for_matrix(s.m, 1)(s.m, 0, rows, s.acts, y.data(), rows);
+    cpu::gemv_kernels_scalar().for_matrix(s.m, 2)(s.m, 0, rows, s.acts, y.data(), rows);
     std::vector<float> w(cols);
     for (int64_t r = 0; r < rows; ++r) {
       quant::dequantize_row(t, s.m.row(r), w.data(), cols);
@@ -82,8 +82,8 @@ TEST(Gemv, Avx512EqualsScalarOnOddShapes) {
           const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(rows * 100 + n));
           const int64_t ldy = rows + 3, r0 = rows / 3, r1 = rows;
           std::vector<float> ref(n * ldy, -7.0f), got(n * ldy, -7.0f);
-          cpu::gemv_kernels_scalar().for_matrix(s.m, 1)(s.m, r0, r1, s.acts, ref.data(), ldy);
-          cpu::gemv_kernels_avx512().for_matrix(s.m, 1)(s.m, r0, r1, s.acts, got.data(), ldy);
+          cpu::gemv_kernels_scalar().for_matrix(s.m, 2)(s.m, r0, r1, s.acts, ref.data(), ldy);
+          cpu::gemv_kernels_avx512().for_matrix(s.m, 2)(s.m, r0, r1, s.acts, got.data(), ldy);
           for (int64_t i = 0; i < n * ldy; ++i)  // rows outside [r0, r1) stay untouched
             ASSERT_NEAR(got[i], ref[i], 2e-5f * (std::sqrt(static_cast<float>(cols)) * 40.0f))
                 << dtype_name(t) << " rows " << rows << " cols " << cols << " n " << n << " at "
@@ -98,6 +98,7 @@ TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   EXPECT_NE(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 2), nullptr);
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 3), nullptr);  // strip GEMM
   EXPECT_NE(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 4), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 1), nullptr);  // dot product
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 5), nullptr);
 }
 

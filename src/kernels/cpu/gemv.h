@@ -35,13 +35,14 @@ using GemvFn = void (*)(const Matrix& w, int64_t r0, int64_t r1, const GemvActs&
 struct GemvKernels {
   const char* isa;
   GemvFn q4_0, q8_0;
-  // The kernel for w and n tokens, or null where it has none or the strip GEMM is faster: the
-  // SIMD kernels take 16 blocks (512 columns) per step, and they win over the strip GEMM up to
-  // 2 tokens for Q4_0 and 4 for Q8_0 (whose repack costs more); see bench/bench_kernels.cpp.
+  // The kernel for w and n tokens, or null where it has none or another path is faster: the
+  // SIMD kernels take 16 blocks (512 columns) per step; they win over the strip GEMM up to
+  // 2 tokens for Q4_0 and 4 for Q8_0 (whose repack costs more), and for one Q8_0 token the
+  // per-row dot product is faster; see bench/bench_kernels.cpp.
   GemvFn for_matrix(const Matrix& w, int64_t n) const {
     if (w.cols % 512 != 0 || n < 1) return nullptr;
     if (w.dtype == DType::Q4_0) return n <= 2 ? q4_0 : nullptr;
-    if (w.dtype == DType::Q8_0) return n <= 4 ? q8_0 : nullptr;
+    if (w.dtype == DType::Q8_0) return n >= 2 && n <= 4 ? q8_0 : nullptr;
     return nullptr;
   }
 };
