@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/attention_group.h"
+
 namespace smoe::ops {
 
 void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
@@ -52,17 +54,12 @@ void axpy(float* y, float a, const float* x, int64_t n) {
 
 void scores_group(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
                   float scale, float* scores, int64_t s_stride) {
-  for (int h = 0; h < g; ++h)
-    for (int64_t j = 0; j < n; ++j) scores[h * s_stride + j] = scale * dot(q + h * hd, keys[j], hd);
+  kernels::scores_group_by_head<dot>(q, g, keys, n, hd, scale, scores, s_stride);
 }
 
 void wsum_group(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
                 int64_t hd, float* out) {
-  for (int h = 0; h < g; ++h) {
-    float* o = out + h * hd;
-    for (int64_t d = 0; d < hd; ++d) o[d] = 0.0f;
-    for (int64_t j = 0; j < n; ++j) axpy(o, p[h * p_stride + j], vals[j], hd);
-  }
+  kernels::wsum_group_by_head<axpy>(p, p_stride, g, vals, n, hd, out);
 }
 
 }  // namespace smoe::ops

@@ -11,14 +11,13 @@
 #include "quant/dequantize.h"
 #include "quant/dispatch.h"
 #include "quant/quantize.h"
+#include "quant_weights.h"
 
 namespace smoe {
 namespace {
 
 struct Problem {
-  std::vector<float> wf;
-  std::vector<std::byte> wq;
-  Matrix m;
+  test::QuantWeights w;
   std::vector<int8_t> qs;
   std::vector<float> d, sum;
   cpu::GemvActs acts;
@@ -29,13 +28,7 @@ Problem make(DType t, int64_t rows, int64_t cols, int n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd;
   Problem s;
-  s.wf.resize(static_cast<size_t>(rows * cols));
-  for (float& v : s.wf) v = nd(rng);
-  const size_t rb = *dtype_bytes(t, cols);
-  s.wq.resize(rb * rows);
-  for (int64_t r = 0; r < rows; ++r)
-    quant::quantize_row(t, &s.wf[r * cols], s.wq.data() + r * rb, cols);
-  s.m = Matrix{t, rows, cols, s.wq.data(), rb};
+  s.w = test::make_quant_weights(t, rows, cols, rng);
   const int64_t nb = cols / 32;
   std::vector<float> x(static_cast<size_t>(n * cols));
   for (float& v : x) v = nd(rng);
@@ -56,10 +49,10 @@ TEST(Gemv, ScalarEqualsTheDequantizedDot) {
     const int n = 3;
     const Problem s = make(t, rows, cols, n, 3);
     std::vector<float> y(n * rows);
-    cpu::gemv_kernels_scalar().for_matrix(s.m, 2)(s.m, 0, rows, s.acts, y.data(), rows);
+    cpu::gemv_kernels_scalar().for_matrix(s.w.m, 2)(s.w.m, 0, rows, s.acts, y.data(), rows);
     std::vector<float> w(cols);
     for (int64_t r = 0; r < rows; ++r) {
-      quant::dequantize_row(t, s.m.row(r), w.data(), cols);
+      quant::dequantize_row(t, s.w.m.row(r), w.data(), cols);
       for (int i = 0; i < n; ++i) {
         double exact = 0, mag = 0;
         for (int64_t c = 0; c < cols; ++c) {
@@ -82,8 +75,8 @@ TEST(Gemv, Avx512EqualsScalarOnOddShapes) {
           const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(rows * 100 + n));
           const int64_t ldy = rows + 3, r0 = rows / 3, r1 = rows;
           std::vector<float> ref(n * ldy, -7.0f), got(n * ldy, -7.0f);
-          cpu::gemv_kernels_scalar().for_matrix(s.m, 2)(s.m, r0, r1, s.acts, ref.data(), ldy);
-          cpu::gemv_kernels_avx512().for_matrix(s.m, 2)(s.m, r0, r1, s.acts, got.data(), ldy);
+          cpu::gemv_kernels_scalar().for_matrix(s.w.m, 2)(s.w.m, r0, r1, s.acts, ref.data(), ldy);
+          cpu::gemv_kernels_avx512().for_matrix(s.w.m, 2)(s.w.m, r0, r1, s.acts, got.data(), ldy);
           for (int64_t i = 0; i < n * ldy; ++i)  // rows outside [r0, r1) stay untouched
             ASSERT_NEAR(got[i], ref[i], 2e-5f * (std::sqrt(static_cast<float>(cols)) * 40.0f))
                 << dtype_name(t) << " rows " << rows << " cols " << cols << " n " << n << " at "

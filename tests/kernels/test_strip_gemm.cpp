@@ -12,6 +12,7 @@
 #include "quant/dequantize.h"
 #include "quant/dispatch.h"
 #include "quant/quantize.h"
+#include "quant_weights.h"
 
 namespace smoe {
 namespace {
@@ -23,24 +24,11 @@ bool have_avx512() {
   return quant::isa_supported(quant::Isa::Avx512);
 }
 
-struct Weights {
-  std::vector<float> f;
-  std::vector<std::byte> q;
-  Matrix m;
-};
+using Weights = test::QuantWeights;
 
 Weights make_weights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
-  std::normal_distribution<float> nd;
-  Weights w;
-  w.f.resize(static_cast<size_t>(rows * cols));
-  for (float& v : w.f) v = nd(rng);
-  const size_t rb = *dtype_bytes(t, cols);
-  w.q.resize(rb * rows);
-  for (int64_t r = 0; r < rows; ++r)
-    quant::quantize_row(t, &w.f[r * cols], w.q.data() + r * rb, cols);
-  w.m = Matrix{t, rows, cols, w.q.data(), rb};
-  return w;
+  return test::make_quant_weights(t, rows, cols, rng);
 }
 
 TEST(StripRepack, ReproducesTheReferenceDequantizerForEveryType) {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/fp16.h"
+#include "kernels/attention_group.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/simd_sum.h"
 #include "kernels/ops.h"
@@ -80,29 +81,16 @@ void axpy(float* y, float a, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// Attention per head and key with the dot and axpy above (the AVX-512 kernels share loads
-// across the heads of a group).
-void scores_group(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
-                  float scale, float* scores, int64_t s_stride) {
-  for (int h = 0; h < g; ++h)
-    for (int64_t j = 0; j < n; ++j)
-      scores[h * s_stride + j] = scale * dot_ff(q + h * hd, keys[j], hd);
-}
-
-void wsum_group(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
-                int64_t hd, float* out) {
-  for (int h = 0; h < g; ++h) {
-    float* o = out + h * hd;
-    for (int64_t d = 0; d < hd; ++d) o[d] = 0.0f;
-    for (int64_t j = 0; j < n; ++j) axpy(o, p[h * p_stride + j], vals[j], hd);
-  }
-}
-
 }  // namespace
 
 const FloatKernels& float_kernels_avx2() {
-  static const FloatKernels k{"avx2",       dot_f32,    dot_f16,      dot_bf16,
-                              scores_group, wsum_group, ops::silu_mul};  // SiLU: the reference
+  static const FloatKernels k{"avx2",
+                              dot_f32,
+                              dot_f16,
+                              dot_bf16,
+                              kernels::scores_group_by_head<dot_ff>,
+                              kernels::wsum_group_by_head<axpy>,
+                              ops::silu_mul};  // SiLU: the reference
   return k;
 }
 

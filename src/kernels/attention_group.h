@@ -1,0 +1,29 @@
+// Attention over a group of query heads one head and key at a time, from a dot product and an
+// axpy: the scalar reference (ops.cpp) and the AVX2 kernels instantiate it with theirs. The
+// AVX-512 kernels share each key and value load across the heads instead.
+#pragma once
+
+#include <cstdint>
+
+namespace smoe::kernels {
+
+// See ops::scores_group.
+template <float (*Dot)(const float*, const float*, int64_t)>
+void scores_group_by_head(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
+                          float scale, float* scores, int64_t s_stride) {
+  for (int h = 0; h < g; ++h)
+    for (int64_t j = 0; j < n; ++j) scores[h * s_stride + j] = scale * Dot(q + h * hd, keys[j], hd);
+}
+
+// See ops::wsum_group.
+template <void (*Axpy)(float*, float, const float*, int64_t)>
+void wsum_group_by_head(const float* p, int64_t p_stride, int g, const float* const* vals,
+                        int64_t n, int64_t hd, float* out) {
+  for (int h = 0; h < g; ++h) {
+    float* o = out + h * hd;
+    for (int64_t d = 0; d < hd; ++d) o[d] = 0.0f;
+    for (int64_t j = 0; j < n; ++j) Axpy(o, p[h * p_stride + j], vals[j], hd);
+  }
+}
+
+}  // namespace smoe::kernels
