@@ -68,11 +68,14 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
   const KvLookup kv{ws, cache, layer, c.kv_dim()};
   const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads;
   const VecOps vec = ctx.backend.vec_ops();
+  // In pre-fill an entry's cost grows with its position, so consecutive task numbers alternate
+  // between the batch's first and last entries: each thread's range gets an even share.
   ctx.pool.parallel_for(n * c.n_kv_heads, [&](int t, int64_t b, int64_t e) {
     float* scores = ws.scores.data() + t * group * n_ctx;
     const float** rows = ws.kv_rows.data() + t * 2 * n_ctx;
     for (int64_t ih = b; ih < e; ++ih) {
-      const int64_t i = ih / c.n_kv_heads, kvh = ih % c.n_kv_heads;
+      const int64_t k = ih / c.n_kv_heads, kvh = ih % c.n_kv_heads;
+      const int64_t i = k % 2 ? n - 1 - k / 2 : k / 2;
       attend_group(c, kv, vec, batch[i], i, kvh, scores, rows,
                    ws.att.data() + i * c.q_dim() + kvh * group * c.head_dim);
     }
