@@ -129,26 +129,22 @@ void CpuBackend::matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, i
   });
 }
 
-void CpuBackend::quantize_strip_act(const float* x, int64_t n, int64_t cols, ThreadPool& pool) {
-  const int64_t nb = cols / 32;
-  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
-  });
-}
-
-// Activations quantized once and laid out planar; then each thread takes a range of rows (of all
-// matrices) and multiplies each row with every token while it is in cache.
+// Activations quantized once (by the strip quantizer) and laid out planar; then each thread takes
+// a range of rows (of all matrices) and multiplies each row with every token while it is in cache.
 void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x,
                              int64_t n, ThreadPool& pool) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
-  quantize_strip_act(x, n, cols, pool);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
-      const cpu::ActQ8& a = act_[static_cast<size_t>(t * nb + b)];
-      std::copy_n(a.qs, 32, gemv_qs_.data() + t * cols + b * 32);
-      gemv_d_[static_cast<size_t>(t * nb + b)] = a.d;
-      gemv_sum_[static_cast<size_t>(t * nb + b)] = a.sum;
+  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const cpu::ActQ8* a = act_.data() + t * nb;
+      strip_->quantize(x + t * cols, act_.data() + t * nb, cols);
+      for (int64_t j = 0; j < nb; ++j) {
+        std::copy_n(a[j].qs, 32, gemv_qs_.data() + t * cols + j * 32);
+        gemv_d_[static_cast<size_t>(t * nb + j)] = a[j].d;
+        gemv_sum_[static_cast<size_t>(t * nb + j)] = a[j].sum;
+      }
     }
+  });
   const cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(), cols, nb,
                            static_cast<int>(n)};
   int64_t counts[kMaxMulti];
@@ -167,7 +163,9 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
 void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x,
                               int64_t n, ThreadPool& pool) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
-  quantize_strip_act(x, n, cols, pool);
+  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
+  });
   int64_t counts[kMaxMulti];
   int64_t total = 0;
   for (int m = 0; m < count; ++m)

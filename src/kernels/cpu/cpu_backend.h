@@ -39,7 +39,6 @@ class CpuBackend : public Backend {
  private:
   bool strip_ok(const Matrix& w, int64_t n) const;
   bool gemv_ok(const Matrix& w, int64_t n) const;
-  void quantize_strip_act(const float* x, int64_t n, int64_t cols, ThreadPool& pool);
   void matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
                    ThreadPool& pool);
   void matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, int64_t n, float* y,

@@ -13,10 +13,18 @@
 namespace smoe::cpu {
 namespace {
 
+// Byte offsets of 16 consecutive blocks of kBytes bytes: where a gather finds their f16 scales.
+template <int kBytes>
+struct BlockOffsets {
+  __m512i offs =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(kBytes));
+};
+
 // Q4_0 (18-byte blocks: f16 d, 16 bytes of nibbles): the low nibbles of a block are its columns
 // 0-15 and the high nibbles columns 16-31, so each block's 16 bytes go to two 128-bit lanes, the
 // second shifted right by 4.
-struct Q4_0Pair {
+struct Q4_0Pair : BlockOffsets<18> {
   static constexpr int kBytes = 18, kC = 8;
   // 64-bit lanes of the two blocks' 32 bytes: block i's twice, then block i + 1's twice.
   __m512i dup = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
@@ -32,7 +40,7 @@ struct Q4_0Pair {
 };
 
 // Q8_0 (34-byte blocks: f16 d, 32 int8): q + 128 as unsigned bytes.
-struct Q8_0Pair {
+struct Q8_0Pair : BlockOffsets<34> {
   static constexpr int kBytes = 34, kC = 128;
   __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i load(const std::byte* p) const {
@@ -48,16 +56,14 @@ struct Q8_0Pair {
 template <class P, int kN>
 void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a, int t0, float* y,
               int64_t ldy) {
-  const __m512i offs =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(P::kBytes));
   const __m512i two = _mm512_set1_epi32(2);
   const __m512i first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m512 acc[kN][2], off[kN];  // two accumulators per token: even and odd pairs (latency)
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j * P::kBytes;
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offs, base, 1)));
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(pair.offs, base, 1)));
     __m512 s[kN];
     for (int t = 0; t < kN; ++t) {
       const int64_t at = (t0 + t) * a.b_stride + j;

@@ -84,11 +84,11 @@ const TransposeIdx& transpose_idx() {
   return ix;
 }
 
-// Vector decoders of the common types: one storage block of 16 rows at once. Lane r of a
-// register holds 4 bytes of row r, which is exactly the strip layout; the bytes come from row
-// loads and a dword transpose (dwords16), gathers only for a stray f16 scale. The scales are
-// computed for all 16 rows in vector registers. Rows past nr
-// gather row 0 again and are zeroed by the mask. Other types decode row by row (Decoder<T>).
+// Vector decoders of the common types (Vec16<T>) take one storage block of 16 rows at once. Lane
+// r of a register holds 4 bytes of row r, which is exactly the strip layout; the bytes come from
+// row loads and a dword transpose (dwords16), a gather only for a lone f16 scale. The scales are
+// computed for all 16 rows in vector registers; rows past nr read as zero. Other types decode
+// row by row (Decoder<T>).
 // kFull: all 16 rows exist (every strip but a matrix's last), so no load needs a mask.
 template <bool kFull>
 struct Rows16 {
@@ -153,14 +153,21 @@ inline void store_scales(StripBlock& o, __m512 scale, __m512 offset) {
   store_scales(o, 1, scale, offset);
 }
 
+// Scales of a type whose weights are d·(q − c) with an f16 d at the start of the block: scale d,
+// offset −c·d for every row.
+template <class Rows>
+inline void store_code_offset_scales(const Rows& rs, StripBlock& o, float c) {
+  const __m512 d = Rows::half_lo(rs.dwords(0));
+  store_scales(o, d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-c))));
+}
+
 template <DType T>
-struct Gather {
+struct Vec16 {
   static constexpr bool kHave = false;
 };
 
-// Q4_0 and Q8_0: row loads and a dword transpose are cheaper than gathers for their few bytes.
 template <>
-struct Gather<DType::Q4_0> {  // d at 0, qs at 2
+struct Vec16<DType::Q4_0> {  // d at 0, qs at 2
   static constexpr bool kHave = true;
   static constexpr int kSub = 1;
   template <class Rows>
@@ -172,31 +179,27 @@ struct Gather<DType::Q4_0> {  // d at 0, qs at 2
       store_q(o[0], g, _mm512_and_si512(v[g], m));
       store_q(o[0], g + 4, _mm512_and_si512(_mm512_srli_epi32(v[g], 4), m));
     }
-    const __m512 d = Rows::half_lo(rs.dwords(0));
-    store_scales(o[0], d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-8.0f))));
+    store_code_offset_scales(rs, o[0], 8.0f);
   }
 };
 
 template <>
-struct Gather<DType::Q8_0> {  // d at 0, qs at 2
+struct Vec16<DType::Q8_0> {  // d at 0, qs at 2
   static constexpr bool kHave = true;
   static constexpr int kSub = 1;
   template <class Rows>
   static void run(const Rows& rs, StripBlock* o) {
-    __m256i rows[kStripRows];
-    for (int r = 0; r < kStripRows; ++r)
-      rows[r] = _mm256_set_m128i(rs.load16(r, 18), rs.load16(r, 2));
-    transpose_16x8(transpose_idx(), rows, o[0]);
+    __m512i v[8];
+    rs.dwords16(2, v);
+    rs.dwords16(18, v + 4);
     const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-    for (int g = 0; g < 8; ++g)
-      store_q(o[0], g, rs.rows_only(_mm512_xor_si512(_mm512_load_si512(o[0].q[g]), bias)));
-    const __m512 d = Rows::half_lo(rs.dwords(0));
-    store_scales(o[0], d, rs.rows_only(_mm512_mul_ps(d, _mm512_set1_ps(-128.0f))));
+    for (int g = 0; g < 8; ++g) store_q(o[0], g, rs.rows_only(_mm512_xor_si512(v[g], bias)));
+    store_code_offset_scales(rs, o[0], 128.0f);
   }
 };
 
 template <>
-struct Gather<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
+struct Vec16<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
   static constexpr bool kHave = true;
   static constexpr int kSub = 8;
   template <class Rows>
@@ -237,7 +240,7 @@ struct Gather<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
 };
 
 template <>
-struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 208
+struct Vec16<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 208
   static constexpr bool kHave = true;
   static constexpr int kSub = 8;
   template <class Rows>
@@ -283,8 +286,8 @@ struct Gather<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 20
 };
 
 template <DType T, bool kFull>
-void repack_gather_rows(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
-  using D = Gather<T>;
+void repack_vec16_rows(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  using D = Vec16<T>;
   const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);
   const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
   const __m512i offs = _mm512_maskz_mullo_epi32(
@@ -308,17 +311,17 @@ void repack_gather_rows(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
 }
 
 template <DType T>
-void repack_gather(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+void repack_vec16(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   if (nr == kStripRows)
-    repack_gather_rows<T, true>(w, r0, nr, out);
+    repack_vec16_rows<T, true>(w, r0, nr, out);
   else
-    repack_gather_rows<T, false>(w, r0, nr, out);
+    repack_vec16_rows<T, false>(w, r0, nr, out);
 }
 
 template <DType T>
 void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
-  if constexpr (Gather<T>::kHave) {
-    repack_gather<T>(w, r0, nr, out);
+  if constexpr (Vec16<T>::kHave) {
+    repack_vec16<T>(w, r0, nr, out);
   } else {
     repack_by_rows<T>(w, r0, nr, out, [](const uint8_t* const* rows, StripBlock& o) {
       __m256i v[kStripRows];
