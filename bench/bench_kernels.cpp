@@ -1,7 +1,7 @@
-// Micro-benchmarks of the matmul kernels: a 4096-row × 4096-column weight matrix times 1, 2, 8, 16
-// and 64 activation rows (tokens), per dtype and instruction set. Reports weight bytes streamed
-// per second and multiply-adds per second (MAC/s); from 3 tokens quantized types take the strip
-// GEMM.
+// Micro-benchmarks of the matmul kernels: a 4096-row × 4096-column weight matrix times 1, 2, 3, 8,
+// 16, 64 and 128 activation rows (tokens), per dtype and instruction set. Reports weight bytes
+// streamed per second and multiply-adds per second (MAC/s); from 3 tokens quantized types take the
+// strip GEMM.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -56,6 +56,7 @@ void BM_Matmul(benchmark::State& state, DType t, BackendIsa isa) {
       ->Arg(8)                                                       \
       ->Arg(16)                                                      \
       ->Arg(64)                                                      \
+      ->Arg(128)                                                     \
       ->Unit(benchmark::kMillisecond)
 
 SMOE_BENCH(F32, Avx2);

@@ -1,9 +1,10 @@
 // The strip GEMM pieces against their definitions: repacking reproduces the reference
 // dequantizer for every type, the AVX-512 repack and activation quantizer equal the scalar ones
 // byte for byte, and the AVX-512 GEMM equals the scalar GEMM on odd shapes (1 to 13 tokens,
-// 1 to 16 rows, split and plain scales).
+// 1 to 32 rows in one or two strips, split and plain scales).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -97,18 +98,19 @@ TEST(StripGemm, Avx512EqualsScalarOnOddShapes) {
   for (float& v : x) v = nd(rng);
   std::vector<cpu::ActQ8> act(max_n * nb);
   cpu::strip_kernels_scalar().quantize(x.data(), act.data(), max_n * cols);
-  for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {  // plain, split, signed
+  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q8_0}) {  // plain, split, signed
     const bool split = cpu::strip_split(t);
-    const Weights w = make_weights(t, 16, cols, 11);
-    std::vector<cpu::StripBlock> s(nb);
-    for (int nr : {1, 5, 16}) {
-      cpu::strip_kernels_scalar().repack(w.m, 0, nr, s.data());
+    const Weights w = make_weights(t, cpu::kGemmRows, cols, 11);
+    std::vector<cpu::StripBlock> s(2 * nb);  // rows 16 .. 31 in the second strip
+    for (int nr : {1, 5, 16, 17, 29, 32}) {
+      cpu::strip_kernels_scalar().repack(w.m, 0, std::min(nr, 16), s.data());
+      if (nr > 16) cpu::strip_kernels_scalar().repack(w.m, 16, nr - 16, s.data() + nb);
       for (int64_t n = 1; n <= max_n; ++n) {
-        const int64_t ldy = 19;
+        const int64_t ldy = 35;
         std::vector<float> ref(n * ldy, -1.0f), got(n * ldy, -1.0f);
         cpu::strip_kernels_scalar().gemm(s.data(), nb, split, act.data(), nb, n, ref.data(), ldy,
                                          nr, nullptr);
-        const cpu::StripPrefetch pf{w.m.data, w.m.row_bytes, w.m.row_bytes, 16};
+        const cpu::StripPrefetch pf{w.m.data, w.m.row_bytes, w.m.row_bytes, 32};
         cpu::strip_kernels_avx512().gemm(s.data(), nb, split, act.data(), nb, n, got.data(), ldy,
                                          nr, n % 2 ? &pf : nullptr);
         for (int64_t i = 0; i < n * ldy; ++i)

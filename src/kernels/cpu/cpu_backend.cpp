@@ -47,7 +47,7 @@ CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& v
       name_(std::string("cpu-") + k.isa + (strip ? "+strip" : "")) {
   const auto threads = static_cast<size_t>(std::max(opts.n_threads, 1));
   act_.resize(static_cast<size_t>(max_rows_ * (max_cols_ / 32 + 1)));
-  if (strip_) strips_.assign(threads, std::vector<cpu::StripBlock>(max_cols_ / 32 + 1));
+  if (strip_) strips_.assign(threads, std::vector<cpu::StripBlock>(2 * (max_cols_ / 32 + 1)));
   if (gemv_) {
     gemv_qs_.resize(static_cast<size_t>(cpu::kGemvMaxTokens * max_cols_));
     gemv_d_.resize(static_cast<size_t>(cpu::kGemvMaxTokens * (max_cols_ / 32 + 1)));
@@ -158,34 +158,35 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
   });
 }
 
-// Activations quantized once; then each thread repacks its strips of 16 rows (of all matrices)
-// and multiplies every token with them.
+// Activations quantized once; then each thread repacks its pairs of strips (32 rows) of all
+// matrices and multiplies every token with them.
 void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x,
                               int64_t n, ThreadPool& pool) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
   pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
   });
+  constexpr int kRows = cpu::kGemmRows, kStrip = cpu::kStripRows;
   int64_t counts[kMaxMulti];
   int64_t total = 0;
-  for (int m = 0; m < count; ++m)
-    total += counts[m] = (ws[m]->rows + cpu::kStripRows - 1) / cpu::kStripRows;
+  for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + kRows - 1) / kRows;
   const MultiIndex index{counts, count};
   pool.parallel_for(total, [&](int t, int64_t b, int64_t e) {
-    cpu::StripBlock* strip = strips_[static_cast<size_t>(t)].data();
-    index.for_range(b, e, [&](int m, int64_t s0, int64_t s1) {
+    cpu::StripBlock* strips = strips_[static_cast<size_t>(t)].data();  // two strips of nb blocks
+    index.for_range(b, e, [&](int m, int64_t p0, int64_t p1) {
       const Matrix& w = *ws[m];
       const bool split = cpu::strip_split(w.dtype);
-      for (int64_t s = s0; s < s1; ++s) {
-        const int64_t r0 = s * cpu::kStripRows;
-        const int nr = static_cast<int>(std::min<int64_t>(cpu::kStripRows, w.rows - r0));
-        strip_->repack(w, r0, nr, strip);
-        // While this strip multiplies, the next one's rows stream in.
-        const int64_t next = r0 + cpu::kStripRows;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t r0 = p * kRows;
+        const int nr = static_cast<int>(std::min<int64_t>(kRows, w.rows - r0));
+        strip_->repack(w, r0, std::min(nr, kStrip), strips);
+        if (nr > kStrip) strip_->repack(w, r0 + kStrip, nr - kStrip, strips + nb);
+        // While these rows multiply, the next ones stream in.
+        const int64_t next = r0 + kRows;
         const cpu::StripPrefetch pf{next < w.rows ? w.row(next) : nullptr, w.row_bytes, w.row_bytes,
-                                    static_cast<int>(std::min<int64_t>(16, w.rows - next))};
-        strip_->gemm(strip, nb, split, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
-                     s + 1 < s1 ? &pf : nullptr);
+                                    static_cast<int>(std::min<int64_t>(kRows, w.rows - next))};
+        strip_->gemm(strips, nb, split, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
+                     p + 1 < p1 ? &pf : nullptr);
       }
     });
   });

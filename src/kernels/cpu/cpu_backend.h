@@ -57,7 +57,7 @@ class CpuBackend : public Backend {
   int64_t max_cols_, max_rows_;
   std::string name_;
   std::vector<cpu::ActQ8> act_;                       // (max_rows, max_cols / 32)
-  std::vector<std::vector<cpu::StripBlock>> strips_;  // one strip per thread
+  std::vector<std::vector<cpu::StripBlock>> strips_;  // two strips per thread
   std::vector<int8_t> gemv_qs_;                       // (kGemvMaxTokens, max_cols)
   std::vector<float> gemv_d_, gemv_sum_;              // (kGemvMaxTokens, max_cols / 32)
   std::vector<std::byte> qact_;                       // vec-dot activations, max_rows rows

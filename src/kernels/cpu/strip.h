@@ -53,8 +53,12 @@ struct StripPrefetch {
   int rows = 0;
 };
 
+// One GEMM call covers up to two strips (32 rows), so that fast kernels can share each activation
+// load between them: rows 16 .. 31 are those of the strip whose blocks follow at s + nb.
+inline constexpr int kGemmRows = 2 * kStripRows;
+
 // y[t·ldy + r] = Σ_c w[r][c]·x_t[c] for n tokens (activation blocks of token t at a + t·a_stride)
-// and the first nr rows of the strip. `pf` (may be null) is only a hint.
+// and rows r < nr ≤ kGemmRows. `pf` (may be null) is only a hint.
 using StripGemmFn = void (*)(const StripBlock* s, int64_t nb, bool split, const ActQ8* a,
                              int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr,
                              const StripPrefetch* pf);

@@ -40,11 +40,13 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   with_decoder(w.dtype, [&]<DType T>() { repack_t<T>(w, r0, nr, out); });
 }
 
-void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a_stride, int64_t n,
-          float* y, int64_t ldy, int nr, const StripPrefetch*) {
+void gemm(const StripBlock* strips, int64_t nb, bool split, const ActQ8* a, int64_t a_stride,
+          int64_t n, float* y, int64_t ldy, int nr, const StripPrefetch*) {
   for (int64_t t = 0; t < n; ++t) {
     const ActQ8* at = a + t * a_stride;
-    for (int r = 0; r < nr; ++r) {
+    for (int row = 0; row < nr; ++row) {
+      const StripBlock* s = strips + (row / kStripRows) * nb;
+      const int r = row % kStripRows;
       float acc = 0;
       for (int64_t b = 0; b < nb; ++b) {
         int32_t isum[2] = {0, 0};
@@ -60,7 +62,7 @@ void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a
           acc += s[b].offset[0][r] * at[b].sum;
         }
       }
-      y[t * ldy + r] = acc;
+      y[t * ldy + row] = acc;
     }
   }
 }

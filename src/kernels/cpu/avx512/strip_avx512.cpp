@@ -4,6 +4,7 @@
 // all 16 rows. Tiles of up to 6 tokens share every weight load (8 lose in L2-sized strips).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -357,23 +358,30 @@ inline __m512i dword(__m512i lanes) {
   return _mm512_shuffle_epi32(lanes, static_cast<_MM_PERM_ENUM>(G * 0x55));
 }
 
-// Groups 4h .. 4h+3 of one block into the integer sums of kT tokens: the 16 activation bytes of
-// half h are loaded once per token (into every 128-bit lane) and their dwords picked by shuffles,
-// which keeps the load ports free for the weights (broadcast loads limit the multiply-adds to one
-// per cycle).
-template <int kT>
-inline void half_dots(const StripBlock& sb, int h, const ActQ8* a, int64_t a_stride, __m512i* sum) {
+// Groups 4h .. 4h+3 of one block of kS strips into the integer sums of kT tokens (sum[j][t] for
+// strip j): the 16 activation bytes of half h are loaded once per token (into every 128-bit lane)
+// and their dwords picked by shuffles, each of which feeds all kS strips. The shuffles share
+// execution ports with the multiply-adds, so two strips per pass (half a shuffle per
+// multiply-add) run faster than one.
+template <int kT, int kS>
+inline void half_dots(const StripBlock* const* sb, int h, const ActQ8* a, int64_t a_stride,
+                      __m512i (*sum)[kT]) {
   __m512i x[kT];
   for (int t = 0; t < kT; ++t)
     x[t] = _mm512_broadcast_i32x4(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[t * a_stride].qs + 16 * h)));
-  const auto step = [&](__m512i w, auto pick) {
-    for (int t = 0; t < kT; ++t) sum[t] = _mm512_dpbusd_epi32(sum[t], w, pick(x[t]));
+  const auto step = [&](int g, auto pick) {
+    __m512i w[kS];
+    for (int j = 0; j < kS; ++j) w[j] = _mm512_load_si512(sb[j]->q[4 * h + g]);
+    for (int t = 0; t < kT; ++t) {
+      const __m512i x4 = pick(x[t]);
+      for (int j = 0; j < kS; ++j) sum[j][t] = _mm512_dpbusd_epi32(sum[j][t], w[j], x4);
+    }
   };
-  step(_mm512_load_si512(sb.q[4 * h]), [](__m512i v) { return dword<0>(v); });
-  step(_mm512_load_si512(sb.q[4 * h + 1]), [](__m512i v) { return dword<1>(v); });
-  step(_mm512_load_si512(sb.q[4 * h + 2]), [](__m512i v) { return dword<2>(v); });
-  step(_mm512_load_si512(sb.q[4 * h + 3]), [](__m512i v) { return dword<3>(v); });
+  step(0, [](__m512i v) { return dword<0>(v); });
+  step(1, [](__m512i v) { return dword<1>(v); });
+  step(2, [](__m512i v) { return dword<2>(v); });
+  step(3, [](__m512i v) { return dword<3>(v); });
 }
 
 // kT tokens × 16 rows over all nb blocks. One integer chain per token and half-scale: the kT
@@ -389,8 +397,9 @@ void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
     const ActQ8* ab = a + b;
     __m512i i0[kT], i1[kT];
     for (int t = 0; t < kT; ++t) i0[t] = i1[t] = _mm512_setzero_si512();
-    half_dots<kT>(sb, 0, ab, a_stride, i0);
-    half_dots<kT>(sb, 1, ab, a_stride, kSplit ? i1 : i0);
+    const StripBlock* one[1] = {&sb};
+    half_dots<kT, 1>(one, 0, ab, a_stride, &i0);
+    half_dots<kT, 1>(one, 1, ab, a_stride, kSplit ? &i1 : &i0);
     const __m512 sc0 = _mm512_load_ps(sb.scale[0]), of0 = _mm512_load_ps(sb.offset[0]);
     for (int t = 0; t < kT; ++t) {
       const ActQ8& x = ab[t * a_stride];
@@ -411,20 +420,59 @@ void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
   for (int t = 0; t < kT; ++t) _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
 }
 
+// kT tokens × 32 rows (strips s and s + nb; 16 < nr ≤ 32) for types with one scale per block.
+// Same arithmetic per row as gemm_tile.
+template <int kT>
+void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
+               int64_t ldy, int nr, const LineRange& pf) {
+  __m512 acc[2][kT];
+  for (int j = 0; j < 2; ++j)
+    for (int t = 0; t < kT; ++t) acc[j][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    pf.issue(b, nb);
+    const StripBlock* sb[2] = {s + b, s + nb + b};
+    const ActQ8* ab = a + b;
+    __m512i isum[2][kT];
+    for (int j = 0; j < 2; ++j)
+      for (int t = 0; t < kT; ++t) isum[j][t] = _mm512_setzero_si512();
+    half_dots<kT, 2>(sb, 0, ab, a_stride, isum);
+    half_dots<kT, 2>(sb, 1, ab, a_stride, isum);
+    for (int t = 0; t < kT; ++t) {
+      const ActQ8& x = ab[t * a_stride];
+      const __m512 d = _mm512_set1_ps(x.d), sum = _mm512_set1_ps(x.sum);
+      for (int j = 0; j < 2; ++j) {
+        const __m512 sd = _mm512_mul_ps(_mm512_load_ps(sb[j]->scale[0]), d);
+        acc[j][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j][t]), sd, acc[j][t]);
+        acc[j][t] = _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[0]), sum, acc[j][t]);
+      }
+    }
+  }
+  const __mmask16 m = static_cast<__mmask16>((1u << (nr - kStripRows)) - 1);
+  for (int t = 0; t < kT; ++t) {
+    _mm512_storeu_ps(y + t * ldy, acc[0][t]);
+    _mm512_mask_storeu_ps(y + t * ldy + kStripRows, m, acc[1][t]);
+  }
+}
+
 using TileFn = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
                         const LineRange&);
 inline constexpr int kMaxTile = 6;
+using TileTable = std::array<TileFn, kMaxTile>;
 
 template <bool kSplit, size_t... I>
-constexpr std::array<TileFn, kMaxTile> tile_table(std::index_sequence<I...>) {
+constexpr TileTable tile_table(std::index_sequence<I...>) {
   return {&gemm_tile<static_cast<int>(I) + 1, kSplit>...};
 }
+template <size_t... I>
+constexpr TileTable pair_table(std::index_sequence<I...>) {
+  return {&pair_tile<static_cast<int>(I) + 1>...};
+}
 
-void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a_stride, int64_t n,
-          float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
-  static constexpr auto kPlain = tile_table<false>(std::make_index_sequence<kMaxTile>());
-  static constexpr auto kSplitT = tile_table<true>(std::make_index_sequence<kMaxTile>());
-  const auto& tiles = split ? kSplitT : kPlain;
+// All n tokens through one tile function per group of up to kMaxTile tokens, each group carrying
+// out its share of the prefetch plan.
+void run_tiles(const TileTable& tiles, const StripBlock* s, int64_t nb, const ActQ8* a,
+               int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr,
+               const StripPrefetch* pf) {
   const int64_t lines_per_row = pf ? static_cast<int64_t>((pf->row_bytes + 63) / 64) : 0;
   const int64_t lines = pf ? lines_per_row * pf->rows : 0;
   for (int64_t t = 0; t < n;) {
@@ -432,12 +480,26 @@ void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a
     // Even tiles: 7 tokens run as 4 + 3, not 6 + 1.
     const int64_t tile =
         left <= kMaxTile ? left : (left < 2 * kMaxTile ? (left + 1) / 2 : kMaxTile);
-    // This tile's share of the prefetch plan.
     const LineRange range{pf, lines_per_row, lines * t / n, lines * (t + tile) / n};
     tiles[static_cast<size_t>(tile - 1)](s, nb, a + t * a_stride, a_stride, y + t * ldy, ldy, nr,
                                          range);
     t += tile;
   }
+}
+
+// Two strips of one-scale types go through the pair tiles; split types take them one by one
+// (their twice as many integer sums would not fit the registers).
+void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a_stride, int64_t n,
+          float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
+  static constexpr TileTable kPlain = tile_table<false>(std::make_index_sequence<kMaxTile>());
+  static constexpr TileTable kSplitT = tile_table<true>(std::make_index_sequence<kMaxTile>());
+  static constexpr TileTable kPair = pair_table(std::make_index_sequence<kMaxTile>());
+  if (nr > kStripRows && !split) return run_tiles(kPair, s, nb, a, a_stride, n, y, ldy, nr, pf);
+  const TileTable& tiles = split ? kSplitT : kPlain;
+  const int nr0 = std::min(nr, kStripRows);
+  run_tiles(tiles, s, nb, a, a_stride, n, y, ldy, nr0, nr > kStripRows ? nullptr : pf);
+  if (nr > kStripRows)
+    run_tiles(tiles, s + nb, nb, a, a_stride, n, y + kStripRows, ldy, nr - kStripRows, pf);
 }
 
 }  // namespace
