@@ -23,8 +23,8 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
     }
     case BackendIsa::Avx2:
       return std::make_unique<CpuBackend>(cpu::float_kernels_avx2(),
-                                          quant::vec_dot_kernels(quant::Isa::Avx2), nullptr,
-                                          nullptr, opts);
+                                          quant::vec_dot_kernels(quant::Isa::Avx2),
+                                          &cpu::strip_kernels_avx2(), nullptr, opts);
     default:
       return std::make_unique<RefBackend>(opts);
   }

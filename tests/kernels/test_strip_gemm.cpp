@@ -1,7 +1,7 @@
 // The strip GEMM pieces against their definitions: repacking reproduces the reference
-// dequantizer for every type, the AVX-512 repack and activation quantizer equal the scalar ones
-// byte for byte, and the AVX-512 GEMM equals the scalar GEMM on odd shapes (1 to 13 tokens,
-// 1 to 32 rows in one or two strips, split and plain scales).
+// dequantizer for every type, each SIMD repack and activation quantizer (AVX2, AVX-512) equals
+// the scalar one byte for byte, and each SIMD GEMM equals the scalar GEMM on odd shapes (1 to 13
+// tokens, 1 to 32 rows in one or two strips, every weight type).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,9 +21,21 @@ namespace {
 const DType kTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
                         DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
-bool have_avx512() {
-  return quant::isa_supported(quant::Isa::Avx512);
-}
+// One SIMD implementation of the strip kernels and whether this CPU runs it.
+struct SimdStrip {
+  const char* name;
+  quant::Isa isa;
+  const cpu::StripKernels& (*kernels)();
+};
+
+class StripSimd : public ::testing::TestWithParam<SimdStrip> {
+ protected:
+  void SetUp() override {
+    if (!quant::isa_supported(GetParam().isa))
+      GTEST_SKIP() << "this CPU does not run the " << GetParam().name << " kernels";
+  }
+  const cpu::StripKernels& simd() const { return GetParam().kernels(); }
+};
 
 using Weights = test::QuantWeights;
 
@@ -56,8 +68,7 @@ TEST(StripRepack, ReproducesTheReferenceDequantizerForEveryType) {
   }
 }
 
-TEST(StripRepack, Avx512EqualsScalarByteForByte) {
-  if (!have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+TEST_P(StripSimd, RepackEqualsScalarByteForByte) {
   const int64_t rows = 37, cols = 768;
   for (DType t : kTypes) {
     const Weights w = make_weights(t, rows, cols, 8);
@@ -65,15 +76,14 @@ TEST(StripRepack, Avx512EqualsScalarByteForByte) {
     for (int64_t r0 = 0; r0 < rows; r0 += cpu::kStripRows) {
       const int nr = static_cast<int>(std::min<int64_t>(cpu::kStripRows, rows - r0));
       cpu::strip_kernels_scalar().repack(w.m, r0, nr, a.data());
-      cpu::strip_kernels_avx512().repack(w.m, r0, nr, b.data());
+      simd().repack(w.m, r0, nr, b.data());
       ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(cpu::StripBlock)), 0)
           << dtype_name(t) << " strip at row " << r0;
     }
   }
 }
 
-TEST(StripActivations, Avx512QuantizerEqualsScalarBitForBit) {
-  if (!have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+TEST_P(StripSimd, QuantizerEqualsScalarBitForBit) {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd;
   const int64_t n = 4096;
@@ -83,14 +93,13 @@ TEST(StripActivations, Avx512QuantizerEqualsScalarBitForBit) {
   x[40] = 127.0f * 0.5f / 63.5f;             // ties to even
   std::vector<cpu::ActQ8> a(n / 32), b(n / 32);
   cpu::strip_kernels_scalar().quantize(x.data(), a.data(), n);
-  cpu::strip_kernels_avx512().quantize(x.data(), b.data(), n);
+  simd().quantize(x.data(), b.data(), n);
   ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(cpu::ActQ8)), 0);
   EXPECT_EQ(a[0].d, 0.0f);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(a[0].qs[i], 0);
 }
 
-TEST(StripGemm, Avx512EqualsScalarOnOddShapes) {
-  if (!have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+TEST_P(StripSimd, GemmEqualsScalarOnOddShapes) {
   std::mt19937 rng(10);
   std::normal_distribution<float> nd;
   const int64_t cols = 256, nb = cols / 32, max_n = 13;
@@ -98,8 +107,7 @@ TEST(StripGemm, Avx512EqualsScalarOnOddShapes) {
   for (float& v : x) v = nd(rng);
   std::vector<cpu::ActQ8> act(max_n * nb);
   cpu::strip_kernels_scalar().quantize(x.data(), act.data(), max_n * cols);
-  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q8_0}) {  // plain, split, signed
-    const bool split = cpu::strip_split(t);
+  for (DType t : kTypes) {
     const Weights w = make_weights(t, cpu::kGemmRows, cols, 11);
     std::vector<cpu::StripBlock> s(2 * nb);  // rows 16 .. 31 in the second strip
     for (int nr : {1, 5, 16, 17, 29, 32}) {
@@ -108,11 +116,10 @@ TEST(StripGemm, Avx512EqualsScalarOnOddShapes) {
       for (int64_t n = 1; n <= max_n; ++n) {
         const int64_t ldy = 35;
         std::vector<float> ref(n * ldy, -1.0f), got(n * ldy, -1.0f);
-        cpu::strip_kernels_scalar().gemm(s.data(), nb, split, act.data(), nb, n, ref.data(), ldy,
-                                         nr, nullptr);
+        cpu::strip_kernels_scalar().gemm(s.data(), nb, t, act.data(), nb, n, ref.data(), ldy, nr,
+                                         nullptr);
         const cpu::StripPrefetch pf{w.m.data, w.m.row_bytes, w.m.row_bytes, 32};
-        cpu::strip_kernels_avx512().gemm(s.data(), nb, split, act.data(), nb, n, got.data(), ldy,
-                                         nr, n % 2 ? &pf : nullptr);
+        simd().gemm(s.data(), nb, t, act.data(), nb, n, got.data(), ldy, nr, n % 2 ? &pf : nullptr);
         for (int64_t i = 0; i < n * ldy; ++i)
           ASSERT_NEAR(got[i], ref[i], 1e-4f * (1.0f + std::fabs(ref[i])))
               << dtype_name(t) << " rows " << nr << " tokens " << n << " at " << i;
@@ -120,6 +127,14 @@ TEST(StripGemm, Avx512EqualsScalarOnOddShapes) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Isas, StripSimd,
+    ::testing::Values(SimdStrip{"AVX2", quant::Isa::Avx2, &cpu::strip_kernels_avx2},
+                      SimdStrip{"AVX-512 VNNI", quant::Isa::Avx512, &cpu::strip_kernels_avx512}),
+    [](const auto& info) {
+      return std::string(info.param.isa == quant::Isa::Avx2 ? "Avx2" : "Avx512");
+    });
 
 }  // namespace
 }  // namespace smoe

@@ -175,7 +175,6 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
     cpu::StripBlock* strips = strips_[static_cast<size_t>(t)].data();  // two strips of nb blocks
     index.for_range(b, e, [&](int m, int64_t p0, int64_t p1) {
       const Matrix& w = *ws[m];
-      const bool split = cpu::strip_split(w.dtype);
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t r0 = p * kRows;
         const int nr = static_cast<int>(std::min<int64_t>(kRows, w.rows - r0));
@@ -185,7 +184,7 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
         const int64_t next = r0 + kRows;
         const cpu::StripPrefetch pf{next < w.rows ? w.row(next) : nullptr, w.row_bytes, w.row_bytes,
                                     static_cast<int>(std::min<int64_t>(kRows, w.rows - next))};
-        strip_->gemm(strips, nb, split, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
+        strip_->gemm(strips, nb, w.dtype, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
                      p + 1 < p1 ? &pf : nullptr);
       }
     });

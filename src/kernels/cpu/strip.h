@@ -58,8 +58,9 @@ struct StripPrefetch {
 inline constexpr int kGemmRows = 2 * kStripRows;
 
 // y[t·ldy + r] = Σ_c w[r][c]·x_t[c] for n tokens (activation blocks of token t at a + t·a_stride)
-// and rows r < nr ≤ kGemmRows. `pf` (may be null) is only a hint.
-using StripGemmFn = void (*)(const StripBlock* s, int64_t nb, bool split, const ActQ8* a,
+// and rows r < nr ≤ kGemmRows of strips repacked from weights of `type`. `pf` (may be null) is
+// only a hint.
+using StripGemmFn = void (*)(const StripBlock* s, int64_t nb, DType type, const ActQ8* a,
                              int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr,
                              const StripPrefetch* pf);
 
@@ -70,8 +71,9 @@ struct StripKernels {
   StripGemmFn gemm;
 };
 
-// The scalar reference (defines the arithmetic) and the AVX-512 VNNI kernels.
+// The scalar reference (defines the arithmetic), the AVX-512 VNNI and the AVX2 kernels.
 const StripKernels& strip_kernels_scalar();
 const StripKernels& strip_kernels_avx512();
+const StripKernels& strip_kernels_avx2();
 
 }  // namespace smoe::cpu

@@ -40,8 +40,9 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   with_decoder(w.dtype, [&]<DType T>() { repack_t<T>(w, r0, nr, out); });
 }
 
-void gemm(const StripBlock* strips, int64_t nb, bool split, const ActQ8* a, int64_t a_stride,
+void gemm(const StripBlock* strips, int64_t nb, DType type, const ActQ8* a, int64_t a_stride,
           int64_t n, float* y, int64_t ldy, int nr, const StripPrefetch*) {
+  const bool split = strip_split(type);
   for (int64_t t = 0; t < n; ++t) {
     const ActQ8* at = a + t * a_stride;
     for (int row = 0; row < nr; ++row) {

@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/strip.h"
 #include "kernels/cpu/strip_decode.h"
+#include "kernels/cpu/strip_tiles.h"
 
 namespace smoe::cpu {
 namespace {
@@ -337,21 +338,6 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   with_decoder(w.dtype, [&]<DType T>() { repack_t<T>(w, r0, nr, out); });
 }
 
-// Cache lines [begin, end) of a prefetch plan, spread evenly over a tile's nb blocks.
-struct LineRange {
-  const StripPrefetch* pf;
-  int64_t lines_per_row, begin, end;
-  void issue(int64_t b, int64_t nb) const {
-    if (!pf) return;
-    const int64_t span = end - begin;
-    for (int64_t k = begin + span * b / nb, e = begin + span * (b + 1) / nb; k < e; ++k) {
-      const std::byte* p = pf->first + static_cast<size_t>(k / lines_per_row) * pf->stride +
-                           static_cast<size_t>(k % lines_per_row) * 64;
-      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
-    }
-  }
-};
-
 // Activation dword G (bytes 4G .. 4G+3) of every 128-bit lane, in all 16 lanes.
 template <int G>
 inline __m512i dword(__m512i lanes) {
@@ -454,48 +440,28 @@ void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
   }
 }
 
-using TileFn = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
-                        const LineRange&);
 inline constexpr int kMaxTile = 6;
-using TileTable = std::array<TileFn, kMaxTile>;
+using Tiles = TileTable<kMaxTile>;
 
 template <bool kSplit, size_t... I>
-constexpr TileTable tile_table(std::index_sequence<I...>) {
+constexpr Tiles tile_table(std::index_sequence<I...>) {
   return {&gemm_tile<static_cast<int>(I) + 1, kSplit>...};
 }
 template <size_t... I>
-constexpr TileTable pair_table(std::index_sequence<I...>) {
+constexpr Tiles pair_table(std::index_sequence<I...>) {
   return {&pair_tile<static_cast<int>(I) + 1>...};
-}
-
-// All n tokens through one tile function per group of up to kMaxTile tokens, each group carrying
-// out its share of the prefetch plan.
-void run_tiles(const TileTable& tiles, const StripBlock* s, int64_t nb, const ActQ8* a,
-               int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr,
-               const StripPrefetch* pf) {
-  const int64_t lines_per_row = pf ? static_cast<int64_t>((pf->row_bytes + 63) / 64) : 0;
-  const int64_t lines = pf ? lines_per_row * pf->rows : 0;
-  for (int64_t t = 0; t < n;) {
-    const int64_t left = n - t;
-    // Even tiles: 7 tokens run as 4 + 3, not 6 + 1.
-    const int64_t tile =
-        left <= kMaxTile ? left : (left < 2 * kMaxTile ? (left + 1) / 2 : kMaxTile);
-    const LineRange range{pf, lines_per_row, lines * t / n, lines * (t + tile) / n};
-    tiles[static_cast<size_t>(tile - 1)](s, nb, a + t * a_stride, a_stride, y + t * ldy, ldy, nr,
-                                         range);
-    t += tile;
-  }
 }
 
 // Two strips of one-scale types go through the pair tiles; split types take them one by one
 // (their twice as many integer sums would not fit the registers).
-void gemm(const StripBlock* s, int64_t nb, bool split, const ActQ8* a, int64_t a_stride, int64_t n,
+void gemm(const StripBlock* s, int64_t nb, DType type, const ActQ8* a, int64_t a_stride, int64_t n,
           float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
-  static constexpr TileTable kPlain = tile_table<false>(std::make_index_sequence<kMaxTile>());
-  static constexpr TileTable kSplitT = tile_table<true>(std::make_index_sequence<kMaxTile>());
-  static constexpr TileTable kPair = pair_table(std::make_index_sequence<kMaxTile>());
+  const bool split = strip_split(type);
+  static constexpr Tiles kPlain = tile_table<false>(std::make_index_sequence<kMaxTile>());
+  static constexpr Tiles kSplitT = tile_table<true>(std::make_index_sequence<kMaxTile>());
+  static constexpr Tiles kPair = pair_table(std::make_index_sequence<kMaxTile>());
   if (nr > kStripRows && !split) return run_tiles(kPair, s, nb, a, a_stride, n, y, ldy, nr, pf);
-  const TileTable& tiles = split ? kSplitT : kPlain;
+  const Tiles& tiles = split ? kSplitT : kPlain;
   const int nr0 = std::min(nr, kStripRows);
   run_tiles(tiles, s, nb, a, a_stride, n, y, ldy, nr0, nr > kStripRows ? nullptr : pf);
   if (nr > kStripRows)

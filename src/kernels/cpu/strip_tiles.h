@@ -1,0 +1,60 @@
+// Pieces of the strip GEMM that every instruction set shares: the prefetch plan of the next
+// strip, spread over a tile's blocks, and the split of a batch's tokens into tiles. Header-only
+// with internal linkage, so each ISA's translation unit compiles its own copy with its own flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/strip.h"
+
+namespace smoe::cpu {
+namespace {
+
+// Cache lines [begin, end) of a prefetch plan, spread evenly over a tile's nb blocks.
+struct LineRange {
+  const StripPrefetch* pf;
+  int64_t lines_per_row, begin, end;
+  void issue(int64_t b, int64_t nb) const {
+    if (!pf) return;
+    const int64_t span = end - begin;
+    for (int64_t k = begin + span * b / nb, e = begin + span * (b + 1) / nb; k < e; ++k) {
+      const std::byte* p = pf->first + static_cast<size_t>(k / lines_per_row) * pf->stride +
+                           static_cast<size_t>(k % lines_per_row) * 64;
+      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+    }
+  }
+};
+
+// One tile: kT tokens (the table's index + 1) × the rows of one call.
+using TileFn = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
+                        const LineRange&);
+template <size_t kMax>
+using TileTable = std::array<TileFn, kMax>;
+
+// All n tokens through one tile function per group of up to kMax tokens, each group carrying out
+// its share of the prefetch plan; `extra` goes to every tile after the plan.
+template <class Fn, size_t kMax, class... Extra>
+void run_tiles(const std::array<Fn, kMax>& tiles, const StripBlock* s, int64_t nb, const ActQ8* a,
+               int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr, const StripPrefetch* pf,
+               Extra... extra) {
+  constexpr auto kMaxTile = static_cast<int64_t>(kMax);
+  const int64_t lines_per_row = pf ? static_cast<int64_t>((pf->row_bytes + 63) / 64) : 0;
+  const int64_t lines = pf ? lines_per_row * pf->rows : 0;
+  for (int64_t t = 0; t < n;) {
+    const int64_t left = n - t;
+    // Even tiles: kMax + 1 tokens run as two halves, not kMax + 1.
+    const int64_t tile =
+        left <= kMaxTile ? left : (left < 2 * kMaxTile ? (left + 1) / 2 : kMaxTile);
+    const LineRange range{pf, lines_per_row, lines * t / n, lines * (t + tile) / n};
+    tiles[static_cast<size_t>(tile - 1)](s, nb, a + t * a_stride, a_stride, y + t * ldy, ldy, nr,
+                                         range, extra...);
+    t += tile;
+  }
+}
+
+}  // namespace
+}  // namespace smoe::cpu
