@@ -1,6 +1,6 @@
 // Attention over a group of query heads one head and key at a time, from a dot product and an
-// axpy: the scalar reference (ops.cpp) and the AVX2 kernels instantiate it with theirs. The
-// AVX-512 kernels share each key and value load across the heads instead.
+// axpy: the scalar reference (ops.cpp) instantiates it with its own. The AVX2 and AVX-512
+// kernels share each key and value load across the heads instead.
 #pragma once
 
 #include <cstdint>

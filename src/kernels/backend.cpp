@@ -24,7 +24,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
     case BackendIsa::Avx2:
       return std::make_unique<CpuBackend>(cpu::float_kernels_avx2(),
                                           quant::vec_dot_kernels(quant::Isa::Avx2),
-                                          &cpu::strip_kernels_avx2(), nullptr, opts);
+                                          &cpu::strip_kernels_avx2(), &cpu::gemv_kernels_avx2(), opts);
     default:
       return std::make_unique<RefBackend>(opts);
   }

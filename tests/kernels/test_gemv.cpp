@@ -1,6 +1,7 @@
 // The small-batch kernels against their definitions: the scalar reference equals the exact dot
-// of the dequantized weights with the dequantized activations, and the AVX-512 kernels equal the
-// scalar reference on odd shapes (1 to 37 rows, 1 to 8 tokens, a row range inside the matrix).
+// of the dequantized weights with the dequantized activations, and the SIMD kernels (AVX2,
+// AVX-512) equal the scalar reference on odd shapes (1 to 37 rows, 1 to 4 tokens, a row range
+// inside the matrix).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -66,8 +67,17 @@ TEST(Gemv, ScalarEqualsTheDequantizedDot) {
   }
 }
 
-TEST(Gemv, Avx512EqualsScalarOnOddShapes) {
-  if (!quant::isa_supported(quant::Isa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+struct SimdGemv {
+  const char* name;
+  quant::Isa isa;
+  const cpu::GemvKernels& (*kernels)();
+};
+
+class GemvSimd : public ::testing::TestWithParam<SimdGemv> {};
+
+TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
+  if (!quant::isa_supported(GetParam().isa))
+    GTEST_SKIP() << "this CPU does not run the " << GetParam().name << " kernels";
   for (DType t : {DType::Q4_0, DType::Q8_0})
     for (int64_t rows : {1, 5, 37})
       for (int64_t cols : {512, 1536})
@@ -76,13 +86,21 @@ TEST(Gemv, Avx512EqualsScalarOnOddShapes) {
           const int64_t ldy = rows + 3, r0 = rows / 3, r1 = rows;
           std::vector<float> ref(n * ldy, -7.0f), got(n * ldy, -7.0f);
           cpu::gemv_kernels_scalar().for_matrix(s.w.m, 2)(s.w.m, r0, r1, s.acts, ref.data(), ldy);
-          cpu::gemv_kernels_avx512().for_matrix(s.w.m, 2)(s.w.m, r0, r1, s.acts, got.data(), ldy);
+          GetParam().kernels().for_matrix(s.w.m, 2)(s.w.m, r0, r1, s.acts, got.data(), ldy);
           for (int64_t i = 0; i < n * ldy; ++i)  // rows outside [r0, r1) stay untouched
             ASSERT_NEAR(got[i], ref[i], 2e-5f * (std::sqrt(static_cast<float>(cols)) * 40.0f))
                 << dtype_name(t) << " rows " << rows << " cols " << cols << " n " << n << " at "
                 << i;
         }
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Isas, GemvSimd,
+    ::testing::Values(SimdGemv{"AVX2", quant::Isa::Avx2, &cpu::gemv_kernels_avx2},
+                      SimdGemv{"AVX-512 VNNI", quant::Isa::Avx512, &cpu::gemv_kernels_avx512}),
+    [](const auto& info) {
+      return std::string(info.param.isa == quant::Isa::Avx2 ? "Avx2" : "Avx512");
+    });
 
 TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   const auto& k = cpu::gemv_kernels_avx512();
@@ -93,6 +111,10 @@ TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   EXPECT_NE(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 4), nullptr);
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 1), nullptr);  // dot product
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 5), nullptr);
+  const auto& k2 = cpu::gemv_kernels_avx2();  // the strip GEMM from 3 tokens on
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q8_0, 4, 4096, nullptr, 0}, 1), nullptr);
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 2), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 3), nullptr);
 }
 
 }  // namespace

@@ -32,23 +32,33 @@ struct GemvActs {
 using GemvFn = void (*)(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y,
                         int64_t ldy);
 
+// Batch sizes [min, max] for which a kernel is the fastest path.
+struct TokenRange {
+  int min, max;
+  bool has(int64_t n) const { return n >= min && n <= max; }
+};
+
 struct GemvKernels {
   const char* isa;
   GemvFn q4_0, q8_0;
-  // The kernel for w and n tokens, or null where it has none or another path is faster: the
-  // SIMD kernels take 16 blocks (512 columns) per step; they win over the strip GEMM up to
-  // 2 tokens for Q4_0 and 4 for Q8_0 (whose repack costs more), and for one Q8_0 token the
-  // per-row dot product is faster; see bench/bench_kernels.cpp.
+  // Where each kernel wins over the other paths on its instruction set, as measured with
+  // bench/bench_kernels.cpp: with AVX-512 up to 2 tokens for Q4_0 and 2 to 4 for Q8_0 (whose
+  // repack costs more; one Q8_0 token is faster with the per-row dot product); with AVX2 1 to 2
+  // tokens of both, the strip GEMM taking over from 3.
+  TokenRange q4_0_tokens, q8_0_tokens;
+  // The kernel for w and n tokens, or null where it has none or another path is faster. The
+  // SIMD kernels take 16 blocks (512 columns) per step.
   GemvFn for_matrix(const Matrix& w, int64_t n) const {
     if (w.cols % 512 != 0 || n < 1) return nullptr;
-    if (w.dtype == DType::Q4_0) return n <= 2 ? q4_0 : nullptr;
-    if (w.dtype == DType::Q8_0) return n >= 2 && n <= 4 ? q8_0 : nullptr;
+    if (w.dtype == DType::Q4_0) return q4_0_tokens.has(n) ? q4_0 : nullptr;
+    if (w.dtype == DType::Q8_0) return q8_0_tokens.has(n) ? q8_0 : nullptr;
     return nullptr;
   }
 };
 
-// The scalar reference (defines the arithmetic) and the AVX-512 VNNI kernels.
+// The scalar reference (defines the arithmetic), the AVX-512 VNNI and the AVX2 kernels.
 const GemvKernels& gemv_kernels_scalar();
 const GemvKernels& gemv_kernels_avx512();
+const GemvKernels& gemv_kernels_avx2();
 
 }  // namespace smoe::cpu

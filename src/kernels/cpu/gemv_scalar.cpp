@@ -52,7 +52,8 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 }  // namespace
 
 const GemvKernels& gemv_kernels_scalar() {
-  static const GemvKernels k{"scalar", gemv<Q4_0Unsigned>, gemv<Q8_0Unsigned>};
+  static const GemvKernels k{
+      "scalar", gemv<Q4_0Unsigned>, gemv<Q8_0Unsigned>, {1, kGemvMaxTokens}, {1, kGemvMaxTokens}};
   return k;
 }
 

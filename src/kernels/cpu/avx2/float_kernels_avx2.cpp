@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "core/fp16.h"
-#include "kernels/attention_group.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/simd_sum.h"
 #include "kernels/ops.h"
@@ -69,16 +68,80 @@ float dot_bf16(const std::byte* w, const float* x, int64_t n) {
       });
 }
 
-float dot_ff(const float* a, const float* b, int64_t n) {
-  return dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+// Lanes [0, left) of 8 as a load/store mask.
+inline __m256i tail_mask(int64_t left) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left < 8 ? left : 8)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-void axpy(float* y, float a, const float* x, int64_t n) {
-  const __m256 va = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
+// kG heads (1 or 4) against every key: each 8 values of a key are loaded once for all heads.
+template <int kG>
+void scores_heads(const float* q, const float* const* keys, int64_t n, int64_t hd, float scale,
+                  float* scores, int64_t s_stride) {
+  for (int64_t j = 0; j < n; ++j) {
+    __m256 acc[kG];
+    for (int h = 0; h < kG; ++h) acc[h] = _mm256_setzero_ps();
+    int64_t d = 0;
+    for (; d + 8 <= hd; d += 8) {
+      const __m256 k = _mm256_loadu_ps(keys[j] + d);
+      for (int h = 0; h < kG; ++h)
+        acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * hd + d), k, acc[h]);
+    }
+    if (d < hd) {
+      const __m256i m = tail_mask(hd - d);
+      const __m256 k = _mm256_maskload_ps(keys[j] + d, m);
+      for (int h = 0; h < kG; ++h)
+        acc[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * hd + d, m), k, acc[h]);
+    }
+    if constexpr (kG == 4) {  // the four sums side by side
+      const __m256 t =
+          _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+      alignas(16) float s[4];
+      _mm_store_ps(s, _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)),
+                                 _mm_set1_ps(scale)));
+      for (int h = 0; h < 4; ++h) scores[h * s_stride + j] = s[h];
+    } else {
+      scores[j] = scale * hsum(acc[0]);
+    }
+  }
+}
+
+void scores_group(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
+                  float scale, float* scores, int64_t s_stride) {
+  int h = 0;
+  for (; h + 4 <= g; h += 4)
+    scores_heads<4>(q + h * hd, keys, n, hd, scale, scores + h * s_stride, s_stride);
+  for (; h < g; ++h)
+    scores_heads<1>(q + h * hd, keys, n, hd, scale, scores + h * s_stride, s_stride);
+}
+
+// kG heads (1 or 4) × 16 output values held in registers over all n values.
+template <int kG>
+void wsum_heads(const float* p, int64_t p_stride, const float* const* vals, int64_t n, int64_t hd,
+                float* out) {
+  for (int64_t d0 = 0; d0 < hd; d0 += 16) {
+    __m256i m[2];
+    for (int c = 0; c < 2; ++c) m[c] = tail_mask(hd - d0 - 8 * c);
+    __m256 acc[kG][2];
+    for (int h = 0; h < kG; ++h) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      __m256 v[2];
+      for (int c = 0; c < 2; ++c) v[c] = _mm256_maskload_ps(vals[j] + d0 + 8 * c, m[c]);
+      for (int h = 0; h < kG; ++h) {
+        const __m256 w = _mm256_broadcast_ss(p + h * p_stride + j);
+        for (int c = 0; c < 2; ++c) acc[h][c] = _mm256_fmadd_ps(w, v[c], acc[h][c]);
+      }
+    }
+    for (int h = 0; h < kG; ++h)
+      for (int c = 0; c < 2; ++c) _mm256_maskstore_ps(out + h * hd + d0 + 8 * c, m[c], acc[h][c]);
+  }
+}
+
+void wsum_group(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
+                int64_t hd, float* out) {
+  int h = 0;
+  for (; h + 4 <= g; h += 4) wsum_heads<4>(p + h * p_stride, p_stride, vals, n, hd, out + h * hd);
+  for (; h < g; ++h) wsum_heads<1>(p + h * p_stride, p_stride, vals, n, hd, out + h * hd);
 }
 
 // e^v for every lane, v clamped to [−87, 88] so that 2^n stays a normal float (e^v then reads
@@ -117,13 +180,8 @@ void silu_mul(float* a, const float* b, int64_t n) {
 }  // namespace
 
 const FloatKernels& float_kernels_avx2() {
-  static const FloatKernels k{"avx2",
-                              dot_f32,
-                              dot_f16,
-                              dot_bf16,
-                              kernels::scores_group_by_head<dot_ff>,
-                              kernels::wsum_group_by_head<axpy>,
-                              silu_mul};
+  static const FloatKernels k{"avx2",       dot_f32,    dot_f16, dot_bf16,
+                              scores_group, wsum_group, silu_mul};
   return k;
 }
 

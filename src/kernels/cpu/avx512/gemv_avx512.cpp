@@ -101,7 +101,7 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 }  // namespace
 
 const GemvKernels& gemv_kernels_avx512() {
-  static const GemvKernels k{"avx512", gemv<Q4_0Pair>, gemv<Q8_0Pair>};
+  static const GemvKernels k{"avx512", gemv<Q4_0Pair>, gemv<Q8_0Pair>, {1, 2}, {2, 4}};
   return k;
 }
 
