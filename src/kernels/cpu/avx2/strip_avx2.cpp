@@ -275,7 +275,8 @@ constexpr Form form_of(DType t) {
 }
 
 // Keeps v in a register at this point: without it the compiler regroups the integer sums of a
-// whole block into a tree of additions whose operands no longer fit the 16 registers.
+// whole block into a tree of additions whose operands no longer fit the 16 registers (and
+// spills them).
 inline void in_register(__m256i& v) {
   asm("" : "+x"(v));
 }
@@ -334,6 +335,7 @@ void tile_rows(const StripBlock* s, int64_t nb, int rh, const ActQ8* a, int64_t 
         for (int k = 0; k < kH; ++k)
           for (int t = 0; t < kT; ++t) {
             isum[h][k][t] = _mm256_add_epi32(isum[h][k][t], _mm256_madd_epi16(p[k][t], ones));
+            in_register(isum[h][k][t]);
             p[k][t] = _mm256_setzero_si256();
           }
       }
