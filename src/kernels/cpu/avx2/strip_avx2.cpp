@@ -92,6 +92,13 @@ struct Rows16 {
   }
 };
 
+// f16 in the low 16 bits of each lane → f32.
+inline __m256 half_lo(__m256i v) {
+  const __m256i lo = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(
+      _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, lo), 0x08)));
+}
+
 inline void store_q(StripBlock& o, int g, const __m256i* v) {  // v[k]: rows 8k .. 8k+7
   for (int k = 0; k < 2; ++k) _mm256_store_si256(reinterpret_cast<__m256i*>(o.q[g][8 * k]), v[k]);
 }
@@ -168,14 +175,30 @@ struct Vec16<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
         store_q(o[2 * j + 1], g, q);
       }
     }
-    for (int r = 0; r < kStripRows; ++r) {
-      const auto& b = *reinterpret_cast<const quant::BlockQ4_K*>(rs.base + r * rs.stride);
-      const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
-      for (int j = 0; j < 8; ++j) {
-        uint8_t sc, mn;
-        quant::k4_scale_min(j, b.scales, sc, mn);
-        o[j].scale[0][r] = o[j].scale[1][r] = d * static_cast<float>(sc);
-        o[j].offset[0][r] = o[j].offset[1][r] = -(dmin * static_cast<float>(mn));
+    // Header dwords of every row: d | dmin, then the 12 bytes of packed 6-bit scales and mins.
+    __m256i hdr[4][2];
+    rs.dwords16(0, hdr);
+    const __m256i m6 = _mm256_set1_epi32(63), m4 = _mm256_set1_epi32(0xF),
+                  m2 = _mm256_set1_epi32(0x30);
+    for (int k = 0; k < 2; ++k) {
+      const __m256i dd = hdr[0][k], a = hdr[1][k], b = hdr[2][k], c = hdr[3][k];
+      const __m256 d = half_lo(dd), dmin = half_lo(_mm256_srli_epi32(dd, 16));
+      for (int j = 0; j < 8; ++j) {  // as quant::k4_scale_min, for 8 rows at once
+        __m256i sc, mn;
+        if (j < 4) {
+          sc = _mm256_and_si256(_mm256_srli_epi32(a, 8 * j), m6);
+          mn = _mm256_and_si256(_mm256_srli_epi32(b, 8 * j), m6);
+        } else {
+          const int sh = 8 * (j - 4);
+          sc = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, sh), m4),
+                               _mm256_and_si256(_mm256_srli_epi32(a, sh + 2), m2));
+          mn = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, sh + 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi32(b, sh + 2), m2));
+        }
+        const __m256 scale = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
+        const __m256 neg_min =
+            _mm256_xor_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mn)), _mm256_set1_ps(-0.0f));
+        for (int h = 0; h < 2; ++h) store_scale(o[j], h, k, scale, neg_min);
       }
     }
   }
@@ -210,14 +233,17 @@ struct Vec16<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 208
         for (int i = 0; i < 4; ++i) store_q(oo[i], g, q[i]);
       }
     }
-    for (int r = 0; r < kStripRows; ++r) {
-      const auto& b = *reinterpret_cast<const quant::BlockQ6_K*>(rs.base + r * rs.stride);
-      const float d = f16_to_f32(b.d);
-      for (int j = 0; j < 16; ++j) {
-        const float dl = d * static_cast<float>(b.scales[j]);
-        o[j / 2].scale[j % 2][r] = dl;
-        o[j / 2].offset[j % 2][r] = -32.0f * dl;
-      }
+    __m256i sc4[4][2];  // the 16 int8 scales of every row, four to a dword
+    rs.dwords16(192, sc4);
+    for (int k = 0; k < 2; ++k) {
+      const __m256 d = rs.half8(k, 208);
+      for (int i = 0; i < 4; ++i)
+        for (int e = 0; e < 4; ++e) {
+          const int j = 4 * i + e;  // sign-extend byte e
+          const __m256i sc = _mm256_srai_epi32(_mm256_slli_epi32(sc4[i][k], 24 - 8 * e), 24);
+          const __m256 dl = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
+          store_scale(o[j / 2], j % 2, k, dl, _mm256_mul_ps(dl, _mm256_set1_ps(-32.0f)));
+        }
     }
   }
 };
