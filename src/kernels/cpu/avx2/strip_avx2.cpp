@@ -95,8 +95,8 @@ struct Rows16 {
 // f16 in the low 16 bits of each lane → f32.
 inline __m256 half_lo(__m256i v) {
   const __m256i lo = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
-  return _mm256_cvtph_ps(_mm256_castsi256_si128(
-      _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, lo), 0x08)));
+  return _mm256_cvtph_ps(
+      _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(lo, lo), 0x08)));
 }
 
 inline void store_q(StripBlock& o, int g, const __m256i* v) {  // v[k]: rows 8k .. 8k+7
@@ -254,8 +254,18 @@ void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
     if (nr == kStripRows) {  // a matrix's last, partial strip takes the row-by-row path
       const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);
       const int64_t n_sb = w.cols / (32 * Vec16<T>::kSub);
-      for (int64_t sb = 0; sb < n_sb; ++sb)
+      // Each row is its own stream: prefetch about 1 KiB ahead in every one of them, one
+      // instruction per cache line that the block that far ahead begins.
+      const int64_t ahead = (1024 + static_cast<int64_t>(bytes) - 1) / static_cast<int64_t>(bytes);
+      const size_t end = static_cast<size_t>(n_sb) * bytes;
+      for (int64_t sb = 0; sb < n_sb; ++sb) {
+        const size_t lo = static_cast<size_t>(sb + ahead) * bytes;
+        if (lo < end)
+          for (size_t at = (lo + 63) & ~size_t{63}; at < lo + bytes; at += 64)
+            for (int r = 0; r < kStripRows; ++r)
+              _mm_prefetch(reinterpret_cast<const char*>(w.row(r0 + r) + at), _MM_HINT_T0);
         Vec16<T>::run(Rows16{w.row(r0) + sb * bytes, w.row_bytes}, out + sb * Vec16<T>::kSub);
+      }
       return;
     }
   }
