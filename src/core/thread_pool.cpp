@@ -44,7 +44,7 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
+void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
   if (n_threads_ == 1) {
     fn(0);
     return;
@@ -66,7 +66,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, FunctionRef<void(int, int64_t, int64_t)> fn) {
   if (n <= 0) return;
   const int nt = static_cast<int>(n < n_threads_ ? n : n_threads_);
   if (nt == 1) {

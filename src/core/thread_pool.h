@@ -1,16 +1,18 @@
 // A persistent pool of worker threads with a low-latency hand-off: between jobs the workers spin
 // briefly on a generation counter (a forward pass issues hundreds of jobs per token), then sleep.
 // The calling thread takes part in the work, so a pool of N threads has N-1 workers.
-// No allocation per job.
+// No allocation per job: a job is a FunctionRef to the caller's callable, which lives on the
+// caller's stack for the duration of the call.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/function_ref.h"
 
 namespace smoe {
 
@@ -25,9 +27,9 @@ class ThreadPool {
 
   // fn(thread_index, begin, end) over an even split of [0, n) into min(n, size()) contiguous
   // parts; thread_index < size(). Not re-entrant: call from one thread at a time.
-  void parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn);
+  void parallel_for(int64_t n, FunctionRef<void(int, int64_t, int64_t)> fn);
   // fn(thread_index) on every thread.
-  void run_on_all(const std::function<void(int)>& fn);
+  void run_on_all(FunctionRef<void(int)> fn);
 
  private:
   void worker(int index);
@@ -36,7 +38,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::atomic<const std::function<void(int)>*> job_{nullptr};
+  std::atomic<const FunctionRef<void(int)>*> job_{nullptr};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> remaining_{0};
   std::atomic<bool> stop_{false};

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
+#include <numeric>
 
 #include "core/thread_pool.h"
 
@@ -26,6 +28,34 @@ TEST(ThreadPool, UsesExactlyTheRequestedThreads) {
   std::atomic<int> mask{0};
   pool.run_on_all([&](int t) { mask.fetch_or(1 << t); });
   EXPECT_EQ(mask.load(), 0b111);
+}
+
+// A job whose captures exceed any small-buffer optimisation runs with the values it captured
+// (jobs are references to the caller's callable, never copies that would need the heap).
+TEST(ThreadPool, RunsJobsWithLargeCapturesByReference) {
+  ThreadPool pool(2);
+  std::array<int64_t, 32> weights{};
+  std::iota(weights.begin(), weights.end(), 1);
+  std::array<std::atomic<int64_t>, 2> sums{};
+  const auto job = [weights, &sums](int t, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) sums[static_cast<size_t>(t)] += weights[static_cast<size_t>(i)];
+  };
+  for (int rep = 0; rep < 100; ++rep) pool.parallel_for(32, job);
+  EXPECT_EQ(sums[0].load() + sums[1].load(), 100 * (32 * 33 / 2));
+  EXPECT_GT(sums[1].load(), 0);  // the worker took part
+}
+
+TEST(FunctionRef, CallsTheReferencedCallable) {
+  int calls = 0;
+  auto add = [&calls](int a, int b) {
+    ++calls;
+    return a + b;
+  };
+  const FunctionRef<int(int, int)> f = add;
+  EXPECT_EQ(f(2, 3), 5);
+  const FunctionRef<int(int, int)> g = f;  // copies the reference, not the callable
+  EXPECT_EQ(g(4, 5), 9);
+  EXPECT_EQ(calls, 2);
 }
 
 }  // namespace smoe
