@@ -56,5 +56,17 @@ void run_tiles(const std::array<Fn, kMax>& tiles, const StripBlock* s, int64_t n
   }
 }
 
+// The up to two strips of one GEMM call (rows 16 .. nr − 1 in the strip at s + nb) one after the
+// other; the last one carries out the prefetch plan.
+template <class Fn, size_t kMax>
+void run_strips(const std::array<Fn, kMax>& tiles, const StripBlock* s, int64_t nb, const ActQ8* a,
+                int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr,
+                const StripPrefetch* pf) {
+  const int nr0 = nr < kStripRows ? nr : kStripRows;
+  run_tiles(tiles, s, nb, a, a_stride, n, y, ldy, nr0, nr > kStripRows ? nullptr : pf);
+  if (nr > kStripRows)
+    run_tiles(tiles, s + nb, nb, a, a_stride, n, y + kStripRows, ldy, nr - kStripRows, pf);
+}
+
 }  // namespace
 }  // namespace smoe::cpu

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/fp16.h"
+#include "kernels/attention_group.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/simd_sum.h"
 #include "kernels/ops.h"
@@ -106,15 +107,6 @@ void scores_heads(const float* q, const float* const* keys, int64_t n, int64_t h
   }
 }
 
-void scores_group(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
-                  float scale, float* scores, int64_t s_stride) {
-  int h = 0;
-  for (; h + 4 <= g; h += 4)
-    scores_heads<4>(q + h * hd, keys, n, hd, scale, scores + h * s_stride, s_stride);
-  for (; h < g; ++h)
-    scores_heads<1>(q + h * hd, keys, n, hd, scale, scores + h * s_stride, s_stride);
-}
-
 // kG heads (1 or 4) × 16 output values held in registers over all n values.
 template <int kG>
 void wsum_heads(const float* p, int64_t p_stride, const float* const* vals, int64_t n, int64_t hd,
@@ -135,13 +127,6 @@ void wsum_heads(const float* p, int64_t p_stride, const float* const* vals, int6
     for (int h = 0; h < kG; ++h)
       for (int c = 0; c < 2; ++c) _mm256_maskstore_ps(out + h * hd + d0 + 8 * c, m[c], acc[h][c]);
   }
-}
-
-void wsum_group(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
-                int64_t hd, float* out) {
-  int h = 0;
-  for (; h + 4 <= g; h += 4) wsum_heads<4>(p + h * p_stride, p_stride, vals, n, hd, out + h * hd);
-  for (; h < g; ++h) wsum_heads<1>(p + h * p_stride, p_stride, vals, n, hd, out + h * hd);
 }
 
 // e^v for every lane, v clamped to [−87, 88] so that 2^n stays a normal float (e^v then reads
@@ -180,8 +165,13 @@ void silu_mul(float* a, const float* b, int64_t n) {
 }  // namespace
 
 const FloatKernels& float_kernels_avx2() {
-  static const FloatKernels k{"avx2",       dot_f32,    dot_f16, dot_bf16,
-                              scores_group, wsum_group, silu_mul};
+  static const FloatKernels k{"avx2",
+                              dot_f32,
+                              dot_f16,
+                              dot_bf16,
+                              kernels::scores_group_by_four<scores_heads<4>, scores_heads<1>>,
+                              kernels::wsum_group_by_four<wsum_heads<4>, wsum_heads<1>>,
+                              silu_mul};
   return k;
 }
 

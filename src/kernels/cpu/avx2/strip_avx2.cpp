@@ -441,10 +441,7 @@ const Tiles& tiles_for(DType t) {
 void gemm(const StripBlock* s, int64_t nb, DType type, const ActQ8* a, int64_t a_stride, int64_t n,
           float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
   const Tiles& tiles = tiles_for(type);
-  const int nr0 = std::min(nr, kStripRows);
-  run_tiles(tiles, s, nb, a, a_stride, n, y, ldy, nr0, nr > kStripRows ? nullptr : pf);
-  if (nr > kStripRows)
-    run_tiles(tiles, s + nb, nb, a, a_stride, n, y + kStripRows, ldy, nr - kStripRows, pf);
+  run_strips(tiles, s, nb, a, a_stride, n, y, ldy, nr, pf);
 }
 
 }  // namespace

@@ -462,10 +462,7 @@ void gemm(const StripBlock* s, int64_t nb, DType type, const ActQ8* a, int64_t a
   static constexpr Tiles kPair = pair_table(std::make_index_sequence<kMaxTile>());
   if (nr > kStripRows && !split) return run_tiles(kPair, s, nb, a, a_stride, n, y, ldy, nr, pf);
   const Tiles& tiles = split ? kSplitT : kPlain;
-  const int nr0 = std::min(nr, kStripRows);
-  run_tiles(tiles, s, nb, a, a_stride, n, y, ldy, nr0, nr > kStripRows ? nullptr : pf);
-  if (nr > kStripRows)
-    run_tiles(tiles, s + nb, nb, a, a_stride, n, y + kStripRows, ldy, nr - kStripRows, pf);
+  run_strips(tiles, s, nb, a, a_stride, n, y, ldy, nr, pf);
 }
 
 }  // namespace
