@@ -47,7 +47,8 @@ struct GemvKernels {
   // tokens of both, the strip GEMM taking over from 3.
   TokenRange q4_0_tokens, q8_0_tokens;
   // The kernel for w and n tokens, or null where it has none or another path is faster. The
-  // SIMD kernels take 16 blocks (512 columns) per step.
+  // AVX-512 kernels take 16 blocks (512 columns) per step, the AVX2 ones 8; rows come in whole
+  // 512-column steps for both.
   GemvFn for_matrix(const Matrix& w, int64_t n) const {
     if (w.cols % 512 != 0 || n < 1) return nullptr;
     if (w.dtype == DType::Q4_0) return q4_0_tokens.has(n) ? q4_0 : nullptr;

@@ -1,5 +1,6 @@
-// Pieces of the strip GEMM that every instruction set shares: the prefetch plan of the next
-// strip, spread over a tile's blocks, and the split of a batch's tokens into tiles. Header-only
+// Pieces of the strip GEMM that every instruction set shares: the repack's read-ahead, the
+// prefetch plan of the next strip spread over a tile's blocks, and the split of a batch's tokens
+// into tiles. Header-only
 // with internal linkage, so each ISA's translation unit compiles its own copy with its own flags.
 #pragma once
 
@@ -13,6 +14,25 @@
 
 namespace smoe::cpu {
 namespace {
+
+// Calls fn(sb) for each of the n_sb storage blocks (`bytes` bytes each) of rows [r0, r0 + nr).
+// Each row is its own stream, so before block sb the cache lines that block sb + ahead (about
+// 1 KiB on) begins in every row are prefetched; none when it starts inside a line the previous
+// block already touched.
+template <class Fn>
+void for_blocks_reading_ahead(const Matrix& w, int64_t r0, int nr, size_t bytes, int64_t n_sb,
+                              Fn&& fn) {
+  const size_t ahead = (1024 + bytes - 1) / bytes;
+  const size_t end = static_cast<size_t>(n_sb) * bytes;
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    const size_t lo = (static_cast<size_t>(sb) + ahead) * bytes;
+    if (lo < end)
+      for (size_t at = (lo + 63) & ~size_t{63}; at < lo + bytes; at += 64)
+        for (int r = 0; r < nr; ++r)
+          _mm_prefetch(reinterpret_cast<const char*>(w.row(r0 + r) + at), _MM_HINT_T0);
+    fn(sb);
+  }
+}
 
 // Cache lines [begin, end) of a prefetch plan, spread evenly over a tile's nb blocks.
 struct LineRange {

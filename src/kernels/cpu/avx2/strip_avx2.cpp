@@ -253,19 +253,10 @@ void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   if constexpr (Vec16<T>::kHave) {
     if (nr == kStripRows) {  // a matrix's last, partial strip takes the row-by-row path
       const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);
-      const int64_t n_sb = w.cols / (32 * Vec16<T>::kSub);
-      // Each row is its own stream: prefetch about 1 KiB ahead in every one of them, one
-      // instruction per cache line that the block that far ahead begins.
-      const int64_t ahead = (1024 + static_cast<int64_t>(bytes) - 1) / static_cast<int64_t>(bytes);
-      const size_t end = static_cast<size_t>(n_sb) * bytes;
-      for (int64_t sb = 0; sb < n_sb; ++sb) {
-        const size_t lo = static_cast<size_t>(sb + ahead) * bytes;
-        if (lo < end)
-          for (size_t at = (lo + 63) & ~size_t{63}; at < lo + bytes; at += 64)
-            for (int r = 0; r < kStripRows; ++r)
-              _mm_prefetch(reinterpret_cast<const char*>(w.row(r0 + r) + at), _MM_HINT_T0);
-        Vec16<T>::run(Rows16{w.row(r0) + sb * bytes, w.row_bytes}, out + sb * Vec16<T>::kSub);
-      }
+      constexpr int kSub = Vec16<T>::kSub;
+      for_blocks_reading_ahead(w, r0, nr, bytes, w.cols / (32 * kSub), [&](int64_t sb) {
+        Vec16<T>::run(Rows16{w.row(r0) + sb * bytes, w.row_bytes}, out + sb * kSub);
+      });
       return;
     }
   }
@@ -342,9 +333,36 @@ inline void group_products(const __m256i* w, const ActQ8* a, int64_t a_stride, i
   }
 }
 
-// kT tokens × 8·kH rows (from row rh of the strip) over all nb blocks; nr of them are stored.
+// acc += the integer sums of one block scaled by weight × activation scales, plus the offsets
+// times the activation sums (none for signed Q8_0), for kT tokens × 8·kH rows.
 template <int kT, int kH, Form F>
-void tile_rows(const StripBlock* s, int64_t nb, int rh, const ActQ8* a, int64_t a_stride, float* y,
+inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride,
+                       const __m256i (*isum)[kH][kT], __m256 (*acc)[kT]) {
+  constexpr int kHalves = F.split ? 2 : 1;
+  for (int t = 0; t < kT; ++t) {
+    const ActQ8& x = ab[t * a_stride];
+    const __m256 d = _mm256_set1_ps(x.d);
+    for (int k = 0; k < kH; ++k) {
+      const int r = 8 * k;
+      __m256 v = acc[k][t];
+      for (int h = 0; h < kHalves; ++h) {
+        const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sb.scale[h] + r), d);
+        v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h][k][t]), sd, v);
+      }
+      if constexpr (F.split) {
+        v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.s[0]), v);
+        v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[1] + r), _mm256_set1_ps(x.s[1]), v);
+      } else if constexpr (!F.signed_q) {
+        v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.sum), v);
+      }
+      acc[k][t] = v;
+    }
+  }
+}
+
+// kT tokens × the first 8·kH rows of a strip over all nb blocks; nr of them are stored.
+template <int kT, int kH, Form F>
+void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
                int64_t ldy, int nr, const LineRange& pf) {
   const __m256i ones = _mm256_set1_epi16(1);
   constexpr int kHalves = F.split ? 2 : 1;
@@ -354,7 +372,6 @@ void tile_rows(const StripBlock* s, int64_t nb, int rh, const ActQ8* a, int64_t 
   for (int64_t b = 0; b < nb; ++b) {
     pf.issue(b, nb);
     const StripBlock& sb = s[b];
-    const ActQ8* ab = a + b;
     __m256i isum[kHalves][kH][kT], p[kH][kT];
     for (int k = 0; k < kH; ++k)
       for (int t = 0; t < kT; ++t) {
@@ -364,8 +381,8 @@ void tile_rows(const StripBlock* s, int64_t nb, int rh, const ActQ8* a, int64_t 
     for (int g = 0; g < 8; ++g) {
       __m256i w[kH];
       for (int k = 0; k < kH; ++k)
-        w[k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb.q[g][rh + 8 * k]));
-      group_products<kT, kH, F.signed_q>(w, ab, a_stride, 4 * g, p);
+        w[k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb.q[g][8 * k]));
+      group_products<kT, kH, F.signed_q>(w, a + b, a_stride, 4 * g, p);
       if ((g + 1) % F.groups == 0) {  // widen to int32 per row
         const int h = F.split ? g / 4 : 0;
         for (int k = 0; k < kH; ++k)
@@ -376,25 +393,7 @@ void tile_rows(const StripBlock* s, int64_t nb, int rh, const ActQ8* a, int64_t 
           }
       }
     }
-    for (int t = 0; t < kT; ++t) {
-      const ActQ8& x = ab[t * a_stride];
-      const __m256 d = _mm256_set1_ps(x.d);
-      for (int k = 0; k < kH; ++k) {
-        const int r = rh + 8 * k;
-        __m256 v = acc[k][t];
-        for (int h = 0; h < kHalves; ++h) {
-          const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sb.scale[h] + r), d);
-          v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h][k][t]), sd, v);
-        }
-        if constexpr (F.split) {
-          v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.s[0]), v);
-          v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[1] + r), _mm256_set1_ps(x.s[1]), v);
-        } else if constexpr (!F.signed_q) {
-          v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.sum), v);
-        }
-        acc[k][t] = v;
-      }
-    }
+    add_scaled<kT, kH, F>(sb, a + b, a_stride, isum, acc);
   }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int k = 0; k < kH; ++k) {
@@ -415,9 +414,9 @@ template <int kT, Form F>
 void tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y, int64_t ldy,
           int nr, const LineRange& pf) {
   if (nr > 8)
-    tile_rows<kT, 2, F>(s, nb, 0, a, a_stride, y, ldy, nr, pf);
+    tile_rows<kT, 2, F>(s, nb, a, a_stride, y, ldy, nr, pf);
   else
-    tile_rows<kT, 1, F>(s, nb, 0, a, a_stride, y, ldy, nr, pf);
+    tile_rows<kT, 1, F>(s, nb, a, a_stride, y, ldy, nr, pf);
 }
 
 inline constexpr int kMaxTile = 2;

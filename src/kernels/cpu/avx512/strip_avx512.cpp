@@ -295,21 +295,9 @@ void repack_vec16_rows(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   const __m512i offs = _mm512_maskz_mullo_epi32(
       mask, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
       _mm512_set1_epi32(static_cast<int32_t>(w.row_bytes)));
-  const int64_t n_sb = w.cols / (32 * D::kSub);
-  // Each row is its own stream; prefetch about 1 KiB ahead in every one of them.
-  const int64_t ahead = (1024 + static_cast<int64_t>(bytes) - 1) / static_cast<int64_t>(bytes);
-  const size_t end = static_cast<size_t>(n_sb) * bytes;
-  for (int64_t sb = 0; sb < n_sb; ++sb) {
-    // The cache lines that block sb + ahead begins in the rows (none when it starts inside a
-    // line the previous block already touched).
-    const size_t lo = static_cast<size_t>(sb + ahead) * bytes;
-    const size_t first = (lo + 63) & ~size_t{63};
-    if (lo < end)
-      for (size_t at = first; at < lo + bytes; at += 64)
-        for (int r = 0; r < nr; ++r)
-          _mm_prefetch(reinterpret_cast<const char*>(w.row(r0 + r) + at), _MM_HINT_T0);
+  for_blocks_reading_ahead(w, r0, nr, bytes, w.cols / (32 * D::kSub), [&](int64_t sb) {
     D::run(Rows16<kFull>{w.row(r0) + sb * bytes, offs, mask, w.row_bytes}, out + sb * D::kSub);
-  }
+  });
 }
 
 template <DType T>
