@@ -22,20 +22,19 @@ struct BlockOffsets {
 };
 
 // Q4_0 (18-byte blocks: f16 d, 16 bytes of nibbles): the low nibbles of a block are its columns
-// 0-15 and the high nibbles columns 16-31, so each block's 16 bytes go to two 128-bit lanes, the
-// second shifted right by 4.
+// 0-15 and the high nibbles columns 16-31.
 struct Q4_0Pair : BlockOffsets<18> {
   static constexpr int kBytes = 18, kC = 8;
-  // 64-bit lanes of the two blocks' 32 bytes: block i's twice, then block i + 1's twice.
-  __m512i dup = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
-  __m512i shift = _mm512_setr_epi64(0, 0, 0x0004000400040004, 0x0004000400040004, 0, 0,
-                                    0x0004000400040004, 0x0004000400040004);
   __m512i low4 = _mm512_set1_epi8(0xF);
   __m512i load(const std::byte* p) const {  // blocks at p and p + 18
-    const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 20)),
-                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
-    return _mm512_and_si512(
-        _mm512_srlv_epi16(_mm512_permutexvar_epi64(dup, _mm512_castsi256_si512(q)), shift), low4);
+    // Each block's 16 bytes into two 128-bit lanes (broadcast loads), the second lane of each
+    // shifted right by 4: lanes = block i low, high nibbles, block i + 1 low, high.
+    const __m256i a =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
+    const __m256i b =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 20)));
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4), low4);
   }
 };
 
