@@ -26,14 +26,14 @@ struct BlockOffsets {
 struct Q4_0Pair : BlockOffsets<18> {
   static constexpr int kBytes = 18, kC = 8;
   __m512i low4 = _mm512_set1_epi8(0xF);
+  // A block's 16 bytes in both 128-bit lanes of a 256-bit register (one broadcast load).
+  static __m256i twice(const std::byte* p) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
+  }
+  // Lanes: block i's low nibbles, its high nibbles, then block i + 1's. The mask picks the 16-bit
+  // elements of lanes 1 and 3 for the shift by 4.
   __m512i load(const std::byte* p) const {  // blocks at p and p + 18
-    // Each block's 16 bytes into two 128-bit lanes (broadcast loads), the second lane of each
-    // shifted right by 4: lanes = block i low, high nibbles, block i + 1 low, high.
-    const __m256i a =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
-    const __m256i b =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 20)));
-    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(twice(p)), twice(p + kBytes), 1);
     return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4), low4);
   }
 };
