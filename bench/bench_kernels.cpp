@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
+#include "kernels/cpu/strip.h"
 #include "quant/quantize.h"
 
 namespace smoe {
@@ -48,6 +49,53 @@ void BM_Matmul(benchmark::State& state, DType t, BackendIsa isa) {
                                                benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The strip GEMM's unpacking alone: every 16-row strip of a 4096-column matrix (4096 rows, or 64
+// that stay in cache) into the interleaved layout, as a matmul of 3+ tokens does before it
+// multiplies.
+void BM_Repack(benchmark::State& state, DType t, BackendIsa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(cpu::detect_isa())) {
+    state.SkipWithError("instruction set not supported here");
+    return;
+  }
+  const cpu::StripKernels& k =
+      isa == BackendIsa::Avx512 ? cpu::strip_kernels_avx512() : cpu::strip_kernels_avx2();
+  const int64_t rows = state.range(0), cols = 4096;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> row(cols);
+  const size_t rb = *dtype_bytes(t, cols);
+  std::vector<std::byte> w(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& v : row) v = nd(rng);
+    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+  }
+  const Matrix m{t, rows, cols, w.data(), rb};
+  std::vector<cpu::StripBlock> strip(cols / 32);
+  for (auto _ : state) {
+    for (int64_t r0 = 0; r0 < rows; r0 += cpu::kStripRows) {
+      k.repack(m, r0, cpu::kStripRows, strip.data());
+      benchmark::DoNotOptimize(strip.data());
+    }
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
+                          static_cast<int64_t>(w.size()));
+}
+
+#define SMOE_BENCH_REPACK(T, ISA)                                    \
+  BENCHMARK_CAPTURE(BM_Repack, T##_##ISA, DType::T, BackendIsa::ISA) \
+      ->Arg(4096)                                                    \
+      ->Arg(64)                                                      \
+      ->Unit(benchmark::kMillisecond)
+
+SMOE_BENCH_REPACK(Q4_0, Avx2);
+SMOE_BENCH_REPACK(Q8_0, Avx2);
+SMOE_BENCH_REPACK(Q4_K, Avx2);
+SMOE_BENCH_REPACK(Q6_K, Avx2);
+SMOE_BENCH_REPACK(Q4_0, Avx512);
+SMOE_BENCH_REPACK(Q8_0, Avx512);
+SMOE_BENCH_REPACK(Q4_K, Avx512);
+SMOE_BENCH_REPACK(Q6_K, Avx512);
+
 #define SMOE_BENCH(T, ISA)                                           \
   BENCHMARK_CAPTURE(BM_Matmul, T##_##ISA, DType::T, BackendIsa::ISA) \
       ->Arg(1)                                                       \
@@ -71,6 +119,7 @@ SMOE_BENCH(Q4_0, Avx512);
 SMOE_BENCH(Q4_K, Avx512);
 SMOE_BENCH(Q6_K, Avx512);
 SMOE_BENCH(Q4_K, Avx2);
+SMOE_BENCH(Q6_K, Avx2);
 SMOE_BENCH(Q5_K, Avx512);
 SMOE_BENCH(Q8_0, Avx512);
 

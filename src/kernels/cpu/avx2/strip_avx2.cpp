@@ -84,11 +84,22 @@ struct Rows16 {
     }
   }
   // The f16 at byte `at` of rows 8k .. 8k+7 as floats.
+  // Inserted lane by lane: eight 2-byte stores read back as one vector would stall the load.
   __m256 half8(int k, int at) const {
-    alignas(16) uint16_t h[8];
-    for (int r = 0; r < 8; ++r)
-      std::memcpy(&h[r], base + static_cast<size_t>(8 * k + r) * stride + at, 2);
-    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+    const auto h = [&](int r) {
+      uint16_t v;
+      std::memcpy(&v, base + static_cast<size_t>(8 * k + r) * stride + at, 2);
+      return static_cast<int>(v);
+    };
+    __m128i v = _mm_cvtsi32_si128(h(0));
+    v = _mm_insert_epi16(v, h(1), 1);
+    v = _mm_insert_epi16(v, h(2), 2);
+    v = _mm_insert_epi16(v, h(3), 3);
+    v = _mm_insert_epi16(v, h(4), 4);
+    v = _mm_insert_epi16(v, h(5), 5);
+    v = _mm_insert_epi16(v, h(6), 6);
+    v = _mm_insert_epi16(v, h(7), 7);
+    return _mm256_cvtph_ps(v);
   }
 };
 
@@ -333,67 +344,64 @@ inline void group_products(const __m256i* w, const ActQ8* a, int64_t a_stride, i
   }
 }
 
-// acc += the integer sums of one block scaled by weight × activation scales, plus the offsets
-// times the activation sums (none for signed Q8_0), for kT tokens × 8·kH rows.
+// acc += the integer sums of half h of one block (the whole block for types whose scales cover
+// 32 columns) scaled by weight × activation scales, plus the offsets times the activation sums
+// (none for signed Q8_0), for kT tokens × 8·kH rows.
 template <int kT, int kH, Form F>
-inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride,
-                       const __m256i (*isum)[kH][kT], __m256 (*acc)[kT]) {
-  constexpr int kHalves = F.split ? 2 : 1;
+inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride, int h,
+                       const __m256i (*isum)[kT], __m256 (*acc)[kT]) {
   for (int t = 0; t < kT; ++t) {
     const ActQ8& x = ab[t * a_stride];
     const __m256 d = _mm256_set1_ps(x.d);
     for (int k = 0; k < kH; ++k) {
       const int r = 8 * k;
-      __m256 v = acc[k][t];
-      for (int h = 0; h < kHalves; ++h) {
-        const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sb.scale[h] + r), d);
-        v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h][k][t]), sd, v);
-      }
-      if constexpr (F.split) {
-        v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.s[0]), v);
-        v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[1] + r), _mm256_set1_ps(x.s[1]), v);
-      } else if constexpr (!F.signed_q) {
+      const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sb.scale[h] + r), d);
+      __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[k][t]), sd, acc[k][t]);
+      if constexpr (F.split)
+        v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[h] + r), _mm256_set1_ps(x.s[h]), v);
+      else if constexpr (!F.signed_q)
         v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.sum), v);
-      }
       acc[k][t] = v;
     }
   }
 }
 
-// kT tokens × the first 8·kH rows of a strip over all nb blocks; nr of them are stored.
+// kT tokens × the first 8·kH rows of a strip over all nb blocks; nr of them are stored. Each
+// half of a split type's block is scaled as soon as its groups are summed, so that only one set
+// of integer sums is live.
 template <int kT, int kH, Form F>
 void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
                int64_t ldy, int nr, const LineRange& pf) {
   const __m256i ones = _mm256_set1_epi16(1);
-  constexpr int kHalves = F.split ? 2 : 1;
+  constexpr int kGroupsPerScale = F.split ? 4 : 8;
   __m256 acc[kH][kT];
   for (int k = 0; k < kH; ++k)
     for (int t = 0; t < kT; ++t) acc[k][t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     pf.issue(b, nb);
     const StripBlock& sb = s[b];
-    __m256i isum[kHalves][kH][kT], p[kH][kT];
-    for (int k = 0; k < kH; ++k)
-      for (int t = 0; t < kT; ++t) {
-        p[k][t] = _mm256_setzero_si256();
-        for (int h = 0; h < kHalves; ++h) isum[h][k][t] = _mm256_setzero_si256();
-      }
+    __m256i isum[kH][kT], p[kH][kT];
+    // Unrolled, so that the sums stay in registers.
+#pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
+      if (g % kGroupsPerScale == 0)
+        for (int k = 0; k < kH; ++k)
+          for (int t = 0; t < kT; ++t) isum[k][t] = p[k][t] = _mm256_setzero_si256();
       __m256i w[kH];
       for (int k = 0; k < kH; ++k)
         w[k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb.q[g][8 * k]));
       group_products<kT, kH, F.signed_q>(w, a + b, a_stride, 4 * g, p);
       if ((g + 1) % F.groups == 0) {  // widen to int32 per row
-        const int h = F.split ? g / 4 : 0;
         for (int k = 0; k < kH; ++k)
           for (int t = 0; t < kT; ++t) {
-            isum[h][k][t] = _mm256_add_epi32(isum[h][k][t], _mm256_madd_epi16(p[k][t], ones));
-            in_register(isum[h][k][t]);
+            isum[k][t] = _mm256_add_epi32(isum[k][t], _mm256_madd_epi16(p[k][t], ones));
+            in_register(isum[k][t]);
             p[k][t] = _mm256_setzero_si256();
           }
       }
+      if ((g + 1) % kGroupsPerScale == 0)
+        add_scaled<kT, kH, F>(sb, a + b, a_stride, g / 4 % (F.split ? 2 : 1), isum, acc);
     }
-    add_scaled<kT, kH, F>(sb, a + b, a_stride, isum, acc);
   }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int k = 0; k < kH; ++k) {
