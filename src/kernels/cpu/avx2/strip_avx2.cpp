@@ -83,8 +83,8 @@ struct Rows16 {
       out[3][k] = _mm256_unpackhi_epi64(t1, t3);
     }
   }
-  // The f16 at byte `at` of rows 8k .. 8k+7 as floats.
-  // Inserted lane by lane: eight 2-byte stores read back as one vector would stall the load.
+  // The f16 at byte `at` of rows 8k .. 8k+7 as floats, inserted lane by lane (eight 2-byte
+  // stores read back as one vector would stall the load).
   __m256 half8(int k, int at) const {
     const auto h = [&](int r) {
       uint16_t v;
@@ -400,7 +400,7 @@ void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
           }
       }
       if ((g + 1) % kGroupsPerScale == 0)
-        add_scaled<kT, kH, F>(sb, a + b, a_stride, g / 4 % (F.split ? 2 : 1), isum, acc);
+        add_scaled<kT, kH, F>(sb, a + b, a_stride, F.split ? g / 4 : 0, isum, acc);
     }
   }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
