@@ -1,7 +1,7 @@
-// Micro-benchmarks of the matmul kernels: a 4096-row × 4096-column weight matrix times 1, 2, 3, 8,
-// 16, 64 and 128 activation rows (tokens), per dtype and instruction set. Reports weight bytes
-// streamed per second and multiply-adds per second (MAC/s); from 3 tokens quantized types take the
-// strip GEMM.
+// Micro-benchmarks of the matmul kernels: a 4096-row × 4096-column weight matrix times 1, 2, 3, 4,
+// 8, 16, 64 and 128 activation rows (tokens), per dtype and instruction set. Reports weight bytes
+// streamed per second and multiply-adds per second (MAC/s); quantized types take the strip GEMM
+// from 3 tokens (AVX-512 Q8_0 from 5), the small-batch kernels or per-row dot products below.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -101,6 +101,7 @@ SMOE_BENCH_REPACK(Q6_K, Avx512);
       ->Arg(1)                                                       \
       ->Arg(2)                                                       \
       ->Arg(3)                                                       \
+      ->Arg(4)                                                       \
       ->Arg(8)                                                       \
       ->Arg(16)                                                      \
       ->Arg(64)                                                      \
