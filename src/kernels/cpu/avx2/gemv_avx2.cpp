@@ -16,12 +16,24 @@
 namespace smoe::cpu {
 namespace {
 
-// The f16 scale at the start of 8 consecutive blocks of kBytes bytes, as floats.
+// The f16 scale at the start of 8 consecutive blocks of kBytes bytes, as floats, inserted lane by
+// lane (eight 2-byte stores read back as one vector would stall the load).
 template <int kBytes>
 inline __m256 block_scales(const std::byte* base) {
-  alignas(16) uint16_t h[8];
-  for (int i = 0; i < 8; ++i) std::memcpy(&h[i], base + i * kBytes, 2);
-  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+  const auto h = [&](int i) {
+    uint16_t v;
+    std::memcpy(&v, base + i * kBytes, 2);
+    return static_cast<int>(v);
+  };
+  __m128i v = _mm_cvtsi32_si128(h(0));
+  v = _mm_insert_epi16(v, h(1), 1);
+  v = _mm_insert_epi16(v, h(2), 2);
+  v = _mm_insert_epi16(v, h(3), 3);
+  v = _mm_insert_epi16(v, h(4), 4);
+  v = _mm_insert_epi16(v, h(5), 5);
+  v = _mm_insert_epi16(v, h(6), 6);
+  v = _mm_insert_epi16(v, h(7), 7);
+  return _mm256_cvtph_ps(v);
 }
 
 // Q4_0 (18-byte blocks: f16 d, 16 bytes of nibbles): low nibbles are columns 0-15, high nibbles
