@@ -10,31 +10,12 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/cpu/avx2/half_lanes.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/simd_sum.h"
 
 namespace smoe::cpu {
 namespace {
-
-// The f16 scale at the start of 8 consecutive blocks of kBytes bytes, as floats, inserted lane by
-// lane (eight 2-byte stores read back as one vector would stall the load).
-template <int kBytes>
-inline __m256 block_scales(const std::byte* base) {
-  const auto h = [&](int i) {
-    uint16_t v;
-    std::memcpy(&v, base + i * kBytes, 2);
-    return static_cast<int>(v);
-  };
-  __m128i v = _mm_cvtsi32_si128(h(0));
-  v = _mm_insert_epi16(v, h(1), 1);
-  v = _mm_insert_epi16(v, h(2), 2);
-  v = _mm_insert_epi16(v, h(3), 3);
-  v = _mm_insert_epi16(v, h(4), 4);
-  v = _mm_insert_epi16(v, h(5), 5);
-  v = _mm_insert_epi16(v, h(6), 6);
-  v = _mm_insert_epi16(v, h(7), 7);
-  return _mm256_cvtph_ps(v);
-}
 
 // Q4_0 (18-byte blocks: f16 d, 16 bytes of nibbles): low nibbles are columns 0-15, high nibbles
 // columns 16-31, as unsigned bytes u ∈ [0, 15]; w = d·(u − 8).
@@ -65,8 +46,8 @@ void row_tile(const std::byte* row, int64_t nb, const GemvActs& a, int t0, float
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm256_setzero_ps();
   for (int64_t j = 0; j < nb; j += 8) {
     const std::byte* base = row + j * B::kBytes;
-    const __m256 dw = block_scales<B::kBytes>(base);
-    alignas(32) float s[kN][8];  // dw·d of each block, for each token
+    const __m256 dw = halves8(base, B::kBytes);  // the 8 blocks' f16 scales
+    alignas(32) float s[kN][8];                  // dw·d of each block, for each token
     for (int t = 0; t < kN; ++t) {
       const int64_t at = (t0 + t) * a.b_stride + j;
       _mm256_store_ps(s[t], _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + at)));

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/avx2/half_lanes.h"
 #include "kernels/cpu/strip.h"
 #include "kernels/cpu/strip_decode.h"
 #include "kernels/cpu/strip_tiles.h"
@@ -83,23 +84,9 @@ struct Rows16 {
       out[3][k] = _mm256_unpackhi_epi64(t1, t3);
     }
   }
-  // The f16 at byte `at` of rows 8k .. 8k+7 as floats, inserted lane by lane (eight 2-byte
-  // stores read back as one vector would stall the load).
+  // The f16 at byte `at` of rows 8k .. 8k+7 as floats.
   __m256 half8(int k, int at) const {
-    const auto h = [&](int r) {
-      uint16_t v;
-      std::memcpy(&v, base + static_cast<size_t>(8 * k + r) * stride + at, 2);
-      return static_cast<int>(v);
-    };
-    __m128i v = _mm_cvtsi32_si128(h(0));
-    v = _mm_insert_epi16(v, h(1), 1);
-    v = _mm_insert_epi16(v, h(2), 2);
-    v = _mm_insert_epi16(v, h(3), 3);
-    v = _mm_insert_epi16(v, h(4), 4);
-    v = _mm_insert_epi16(v, h(5), 5);
-    v = _mm_insert_epi16(v, h(6), 6);
-    v = _mm_insert_epi16(v, h(7), 7);
-    return _mm256_cvtph_ps(v);
+    return halves8(base + static_cast<size_t>(8 * k) * stride + at, stride);
   }
 };
 
