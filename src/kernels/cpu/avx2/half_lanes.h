@@ -1,6 +1,6 @@
 // Eight f16 values spread through memory as one vector of floats, for the AVX2 kernels' per-row
-// and per-block scales. Header-only with internal linkage: include only from files built with
-// AVX2 enabled.
+// and per-block scales (and the AVX-512 repack's). Header-only with internal linkage: include only
+// from files built with AVX2 enabled.
 #pragma once
 
 #include <immintrin.h>

@@ -1,7 +1,8 @@
-// AVX-512 VNNI small-batch kernels (see gemv.h). A step covers 16 blocks of a row: one gather
-// brings their 16 f16 scales, and each pair of blocks is unpacked once into 64 unsigned bytes
-// laid out like the 64 activation bytes of the same columns, so one vpdpbusd per token adds them
-// into 16 int32 lanes (lanes 0-7 block 2p, lanes 8-15 block 2p+1), scaled per lane by dw·d.
+// AVX-512 VNNI small-batch kernels (see gemv.h). A step covers 16 blocks of a row: one permute
+// per 128 bytes brings their 16 f16 scales, and each pair of blocks is unpacked once into 64
+// unsigned bytes laid out like the 64 activation bytes of the same columns, so one vpdpbusd per
+// token adds them into 16 int32 lanes (lanes 0-7 block 2p, lanes 8-15 block 2p+1), scaled per lane
+// by dw·d.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -13,17 +14,47 @@
 namespace smoe::cpu {
 namespace {
 
-// Byte offsets of 16 consecutive blocks of kBytes bytes: where a gather finds their f16 scales.
+// The f16 scales (first 2 bytes) of 16 consecutive blocks of kBytes bytes, without a gather
+// (slow on some cores): the 16·kBytes bytes are read in 128-byte chunks, two 64-byte loads each,
+// and one two-source word permute per chunk moves the scales it holds to their lanes. A load
+// that would pass the last block is moved back to end there.
 template <int kBytes>
-struct BlockOffsets {
-  __m512i offs =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(kBytes));
+struct BlockScales {
+  static constexpr int kTotal = 16 * kBytes, kChunks = (kTotal + 127) / 128;
+  static_assert(kBytes % 2 == 0 && kTotal >= 64);
+  static constexpr int lo_at(int c) { return std::min(128 * c, kTotal - 64); }
+  static constexpr int hi_at(int c) { return std::min(128 * c + 64, kTotal - 64); }
+  __m512i idx[kChunks];
+  __mmask32 lanes[kChunks];  // the blocks whose scale lies in chunk c
+  BlockScales() {
+    alignas(64) std::array<int16_t, 32> ix{};
+    for (int c = 0; c < kChunks; ++c) {
+      lanes[c] = 0;
+      ix.fill(0);
+      for (int i = 0; i < 16; ++i) {
+        const int at = kBytes * i;  // byte offset of block i's scale
+        if (at / 128 != c) continue;
+        lanes[c] |= 1u << i;
+        ix[static_cast<size_t>(i)] = static_cast<int16_t>(
+            at + 2 <= lo_at(c) + 64 ? (at - lo_at(c)) / 2 : 32 + (at - hi_at(c)) / 2);
+      }
+      idx[c] = _mm512_load_si512(ix.data());
+    }
+  }
+  __m512 scales(const std::byte* base) const {
+    __m512i h = _mm512_setzero_si512();
+    for (int c = 0; c < kChunks; ++c) {
+      const __m512i lo = _mm512_loadu_si512(base + lo_at(c)),
+                    hi = _mm512_loadu_si512(base + hi_at(c));
+      h = _mm512_mask_mov_epi16(h, lanes[c], _mm512_permutex2var_epi16(lo, idx[c], hi));
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  }
 };
 
 // Q4_0 (18-byte blocks: f16 d, 16 bytes of nibbles): the low nibbles of a block are its columns
 // 0-15 and the high nibbles columns 16-31.
-struct Q4_0Pair : BlockOffsets<18> {
+struct Q4_0Pair : BlockScales<18> {
   static constexpr int kBytes = 18, kC = 8;
   __m512i low4 = _mm512_set1_epi8(0xF);
   // A block's 16 bytes in both 128-bit lanes of a 256-bit register (one broadcast load).
@@ -39,7 +70,7 @@ struct Q4_0Pair : BlockOffsets<18> {
 };
 
 // Q8_0 (34-byte blocks: f16 d, 32 int8): q + 128 as unsigned bytes.
-struct Q8_0Pair : BlockOffsets<34> {
+struct Q8_0Pair : BlockScales<34> {
   static constexpr int kBytes = 34, kC = 128;
   __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i load(const std::byte* p) const {
@@ -61,8 +92,7 @@ void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j * P::kBytes;
-    const __m512 dw =
-        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(pair.offs, base, 1)));
+    const __m512 dw = pair.scales(base);
     __m512 s[kN];
     for (int t = 0; t < kN; ++t) {
       const int64_t at = (t0 + t) * a.b_stride + j;
