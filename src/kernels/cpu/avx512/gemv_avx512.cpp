@@ -24,29 +24,32 @@ struct BlockScales {
   static_assert(kBytes % 2 == 0 && kTotal >= 64);
   static constexpr int lo_at(int c) { return std::min(128 * c, kTotal - 64); }
   static constexpr int hi_at(int c) { return std::min(128 * c + 64, kTotal - 64); }
-  __m512i idx[kChunks];
-  __mmask32 lanes[kChunks];  // the blocks whose scale lies in chunk c
-  BlockScales() {
-    alignas(64) std::array<int16_t, 32> ix{};
-    for (int c = 0; c < kChunks; ++c) {
-      lanes[c] = 0;
-      ix.fill(0);
-      for (int i = 0; i < 16; ++i) {
-        const int at = kBytes * i;  // byte offset of block i's scale
-        if (at / 128 != c) continue;
-        lanes[c] |= 1u << i;
-        ix[static_cast<size_t>(i)] = static_cast<int16_t>(
-            at + 2 <= lo_at(c) + 64 ? (at - lo_at(c)) / 2 : 32 + (at - hi_at(c)) / 2);
-      }
-      idx[c] = _mm512_load_si512(ix.data());
+  // Per chunk: the word each block's scale is taken from (of lo, or 32 + of hi), and a mask of
+  // the blocks whose scale lies in it. Fixed by kBytes, so computed at compile time.
+  struct Chunk {
+    alignas(64) std::array<int16_t, 32> idx{};
+    __mmask32 lanes = 0;
+  };
+  static constexpr std::array<Chunk, kChunks> chunks() {
+    std::array<Chunk, kChunks> out{};
+    for (int i = 0; i < 16; ++i) {
+      const int at = kBytes * i, c = at / 128;  // byte offset of block i's scale; its chunk
+      Chunk& ch = out[static_cast<size_t>(c)];
+      ch.lanes |= 1u << i;
+      ch.idx[static_cast<size_t>(i)] = static_cast<int16_t>(
+          at + 2 <= lo_at(c) + 64 ? (at - lo_at(c)) / 2 : 32 + (at - hi_at(c)) / 2);
     }
+    return out;
   }
+  static constexpr std::array<Chunk, kChunks> kTable = chunks();
   __m512 scales(const std::byte* base) const {
     __m512i h = _mm512_setzero_si512();
     for (int c = 0; c < kChunks; ++c) {
       const __m512i lo = _mm512_loadu_si512(base + lo_at(c)),
                     hi = _mm512_loadu_si512(base + hi_at(c));
-      h = _mm512_mask_mov_epi16(h, lanes[c], _mm512_permutex2var_epi16(lo, idx[c], hi));
+      const Chunk& ch = kTable[static_cast<size_t>(c)];
+      h = _mm512_mask_mov_epi16(
+          h, ch.lanes, _mm512_permutex2var_epi16(lo, _mm512_load_si512(ch.idx.data()), hi));
     }
     return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
   }
