@@ -128,6 +128,37 @@ TEST_P(StripSimd, GemmEqualsScalarOnOddShapes) {
   }
 }
 
+// Rows long enough that a kernel may take the columns in several passes (ffn_down's are 14336):
+// 4864 columns, 152 blocks, so that a pass of 128 blocks leaves a partial one.
+TEST_P(StripSimd, GemmEqualsScalarOnLongRows) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd;
+  const int64_t cols = 4864, nb = cols / 32, max_n = 5;
+  std::vector<float> x(max_n * cols);
+  for (float& v : x) v = nd(rng);
+  std::vector<cpu::ActQ8> act(max_n * nb);
+  cpu::strip_kernels_scalar().quantize(x.data(), act.data(), max_n * cols);
+  for (DType t : kTypes) {
+    const Weights w = make_weights(t, cpu::kGemmRows, cols, 13);
+    std::vector<cpu::StripBlock> s(2 * nb);
+    for (int nr : {7, 32}) {
+      cpu::strip_kernels_scalar().repack(w.m, 0, std::min(nr, 16), s.data());
+      if (nr > 16) cpu::strip_kernels_scalar().repack(w.m, 16, nr - 16, s.data() + nb);
+      for (int64_t n = 1; n <= max_n; ++n) {
+        const int64_t ldy = 33;
+        std::vector<float> ref(n * ldy, -1.0f), got(n * ldy, -1.0f);
+        cpu::strip_kernels_scalar().gemm(s.data(), nb, t, act.data(), nb, n, ref.data(), ldy, nr,
+                                         nullptr);
+        const cpu::StripPrefetch pf{w.m.data, w.m.row_bytes, w.m.row_bytes, 32};
+        simd().gemm(s.data(), nb, t, act.data(), nb, n, got.data(), ldy, nr, n % 2 ? &pf : nullptr);
+        for (int64_t i = 0; i < n * ldy; ++i)
+          ASSERT_NEAR(got[i], ref[i], 1e-4f * (1.0f + std::fabs(ref[i])))
+              << dtype_name(t) << " rows " << nr << " tokens " << n << " at " << i;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Isas, StripSimd,
     ::testing::Values(SimdStrip{"AVX2", quant::Isa::Avx2, &cpu::strip_kernels_avx2},

@@ -355,15 +355,25 @@ inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride, 
 
 // kT tokens × the first 8·kH rows of a strip over all nb blocks; nr of them are stored. Each
 // half of a split type's block is scaled as soon as its groups are summed, so that only one set
-// of integer sums is live.
+// of integer sums is live. With `accumulate` the sums continue those already in y (the previous
+// columns' share), in the same order of additions as one pass over all the blocks.
 template <int kT, int kH, Form F>
 void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
-               int64_t ldy, int nr, const LineRange& pf) {
+               int64_t ldy, int nr, const LineRange& pf, bool accumulate) {
   const __m256i ones = _mm256_set1_epi16(1);
   constexpr int kGroupsPerScale = F.split ? 4 : 8;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   __m256 acc[kH][kT];
-  for (int k = 0; k < kH; ++k)
-    for (int t = 0; t < kT; ++t) acc[k][t] = _mm256_setzero_ps();
+  for (int k = 0; k < kH; ++k) {
+    const int left = nr - 8 * k;
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+    for (int t = 0; t < kT; ++t) {
+      const float* in = y + t * ldy + 8 * k;
+      acc[k][t] = !accumulate || left <= 0 ? _mm256_setzero_ps()
+                  : left >= 8              ? _mm256_loadu_ps(in)
+                                           : _mm256_maskload_ps(in, mask);
+    }
+  }
   for (int64_t b = 0; b < nb; ++b) {
     pf.issue(b, nb);
     const StripBlock& sb = s[b];
@@ -390,7 +400,6 @@ void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
         add_scaled<kT, kH, F>(sb, a + b, a_stride, F.split ? g / 4 : 0, isum, acc);
     }
   }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int k = 0; k < kH; ++k) {
     const int left = nr - 8 * k;
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
@@ -407,15 +416,21 @@ void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
 // kT tokens × the (up to 16) rows of one strip: both row octets in one pass where they exist.
 template <int kT, Form F>
 void tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y, int64_t ldy,
-          int nr, const LineRange& pf) {
+          int nr, const LineRange& pf, bool accumulate) {
   if (nr > 8)
-    tile_rows<kT, 2, F>(s, nb, a, a_stride, y, ldy, nr, pf);
+    tile_rows<kT, 2, F>(s, nb, a, a_stride, y, ldy, nr, pf, accumulate);
   else
-    tile_rows<kT, 1, F>(s, nb, a, a_stride, y, ldy, nr, pf);
+    tile_rows<kT, 1, F>(s, nb, a, a_stride, y, ldy, nr, pf, accumulate);
 }
 
 inline constexpr int kMaxTile = 2;
-using Tiles = TileTable<kMaxTile>;
+// Blocks of a strip multiplied with every token before the next ones (4096 columns, 96 KiB of
+// strip): a tile re-reads its strip for every pair of tokens, and a long strip (ffn_down's 14336
+// columns, 336 KiB) would no longer stay in the core's L2 with the activations streaming past.
+inline constexpr int64_t kChunk = 128;
+using Tile = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
+                      const LineRange&, bool);
+using Tiles = std::array<Tile, kMaxTile>;
 
 template <Form F, size_t... I>
 constexpr Tiles tile_table(std::index_sequence<I...>) {
@@ -431,11 +446,21 @@ const Tiles& tiles_for(DType t) {
   return *tiles;
 }
 
-// The two strips one after the other; the second issues the prefetch of the next call.
+// Chunk by chunk of columns, the two strips one after the other; the last chunk of the last strip
+// issues the prefetch of the next call.
 void gemm(const StripBlock* s, int64_t nb, DType type, const ActQ8* a, int64_t a_stride, int64_t n,
           float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
   const Tiles& tiles = tiles_for(type);
-  run_strips(tiles, s, nb, a, a_stride, n, y, ldy, nr, pf);
+  const int nr0 = nr < kStripRows ? nr : kStripRows;
+  for (int64_t c0 = 0; c0 < nb; c0 += kChunk) {
+    const int64_t cn = std::min<int64_t>(kChunk, nb - c0);
+    const bool last = c0 + cn == nb;
+    run_tiles(tiles, s + c0, cn, a + c0, a_stride, n, y, ldy, nr0,
+              last && nr <= kStripRows ? pf : nullptr, c0 > 0);
+    if (nr > kStripRows)
+      run_tiles(tiles, s + nb + c0, cn, a + c0, a_stride, n, y + kStripRows, ldy, nr - kStripRows,
+                last ? pf : nullptr, c0 > 0);
+  }
 }
 
 }  // namespace
