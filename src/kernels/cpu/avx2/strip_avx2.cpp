@@ -423,9 +423,12 @@ void tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, flo
     tile_rows<kT, 1, F>(s, nb, a, a_stride, y, ldy, nr, pf, accumulate);
 }
 
-inline constexpr int kMaxTile = 2;
+// Tokens per tile: four share each load of the weights. Their accumulators then live on the stack,
+// touched once per block, which costs less than reading the strip twice as often (+15% on a
+// 4096 × 4096 Q4_0, Q4_K or Q6_K matrix × 128 tokens).
+inline constexpr int kMaxTile = 4;
 // Blocks of a strip multiplied with every token before the next ones (4096 columns, 96 KiB of
-// strip): a tile re-reads its strip for every pair of tokens, and a long strip (ffn_down's 14336
+// strip): a tile re-reads its strip for every few tokens, and a long strip (ffn_down's 14336
 // columns, 336 KiB) would no longer stay in the core's L2 with the activations streaming past.
 inline constexpr int64_t kChunk = 128;
 using Tile = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
