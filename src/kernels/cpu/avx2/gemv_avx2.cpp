@@ -38,14 +38,21 @@ struct Q8_0Block {
   }
 };
 
-// kN tokens (of the acts at a, from token t0) with one row.
+// kN tokens (of the acts at a, from token t0) with one row. Each step also pulls the same bytes of
+// the next row (if any) into L1: the row being multiplied and the next one are then two streams
+// from memory at once, which one core's hardware prefetcher alone does not keep busy enough
+// (decode of the Mixtral-2L Q4_0 file 34-36 → 38-45 tok/s with 2 threads).
 template <class B, int kN>
-void row_tile(const std::byte* row, int64_t nb, const GemvActs& a, int t0, float* y, int64_t ldy) {
+void row_tile(const std::byte* row, const std::byte* next, int64_t nb, const GemvActs& a, int t0,
+              float* y, int64_t ldy) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[kN][2], off[kN];  // two accumulators per token: even and odd blocks (latency)
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm256_setzero_ps();
   for (int64_t j = 0; j < nb; j += 8) {
     const std::byte* base = row + j * B::kBytes;
+    if (next)
+      for (int l = 0; l < 8 * B::kBytes; l += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(next + j * B::kBytes + l), _MM_HINT_T0);
     const __m256 dw = halves8(base, B::kBytes);  // the 8 blocks' f16 scales
     alignas(32) float s[kN][8];                  // dw·d of each block, for each token
     for (int t = 0; t < kN; ++t) {
@@ -75,13 +82,15 @@ void row_tile(const std::byte* row, int64_t nb, const GemvActs& a, int t0, float
 
 template <class B>
 void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
-  using Tile = void (*)(const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
+  using Tile =
+      void (*)(const std::byte*, const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
   static constexpr std::array<Tile, 4> kTiles = {row_tile<B, 1>, row_tile<B, 2>, row_tile<B, 3>,
                                                  row_tile<B, 4>};
   const int64_t nb = w.cols / 32;
   for (int64_t r = r0; r < r1; ++r)  // up to 4 tokens per pass; the row stays in L1 between
     for (int t0 = 0; t0 < a.n; t0 += 4)
-      kTiles[static_cast<size_t>(std::min(4, a.n - t0) - 1)](w.row(r), nb, a, t0, y + r, ldy);
+      kTiles[static_cast<size_t>(std::min(4, a.n - t0) - 1)](
+          w.row(r), r + 1 < r1 && t0 == 0 ? w.row(r + 1) : nullptr, nb, a, t0, y + r, ldy);
 }
 
 }  // namespace
