@@ -449,20 +449,27 @@ const Tiles& tiles_for(DType t) {
   return *tiles;
 }
 
-// Chunk by chunk of columns, the two strips one after the other; the last chunk of the last strip
-// issues the prefetch of the next call.
+// Chunk by chunk of columns, the two strips one after the other; the last strip of each chunk
+// prefetches its share of the next call's rows.
 void gemm(const StripBlock* s, int64_t nb, DType type, const ActQ8* a, int64_t a_stride, int64_t n,
           float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
   const Tiles& tiles = tiles_for(type);
   const int nr0 = nr < kStripRows ? nr : kStripRows;
-  for (int64_t c0 = 0; c0 < nb; c0 += kChunk) {
-    const int64_t cn = std::min<int64_t>(kChunk, nb - c0);
-    const bool last = c0 + cn == nb;
+  const int64_t chunks = (nb + kChunk - 1) / kChunk;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t c0 = c * kChunk, cn = std::min<int64_t>(kChunk, nb - c0);
+    StripPrefetch share;
+    if (pf) {
+      const int64_t r0 = pf->rows * c / chunks, r1 = pf->rows * (c + 1) / chunks;
+      share = {pf->first + static_cast<size_t>(r0) * pf->stride, pf->stride, pf->row_bytes,
+               static_cast<int>(r1 - r0)};
+    }
+    const StripPrefetch* mine = pf && share.rows > 0 ? &share : nullptr;
     run_tiles(tiles, s + c0, cn, a + c0, a_stride, n, y, ldy, nr0,
-              last && nr <= kStripRows ? pf : nullptr, c0 > 0);
+              nr <= kStripRows ? mine : nullptr, c > 0);
     if (nr > kStripRows)
       run_tiles(tiles, s + nb + c0, cn, a + c0, a_stride, n, y + kStripRows, ldy, nr - kStripRows,
-                last ? pf : nullptr, c0 > 0);
+                mine, c > 0);
   }
 }
 
