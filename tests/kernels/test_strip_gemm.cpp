@@ -1,12 +1,13 @@
 // The strip GEMM pieces against their definitions: repacking reproduces the reference
 // dequantizer for every type, each SIMD repack and activation quantizer (AVX2, AVX-512) equals
 // the scalar one byte for byte, and each SIMD GEMM equals the scalar GEMM on odd shapes (1 to 13
-// tokens, 1 to 32 rows in one or two strips, every weight type).
+// tokens, 1 to 32 rows in one or two strips, every weight type) and on rows of 4864 columns.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 
 #include "kernels/cpu/strip.h"
@@ -99,64 +100,46 @@ TEST_P(StripSimd, QuantizerEqualsScalarBitForBit) {
   for (int i = 0; i < 32; ++i) EXPECT_EQ(a[0].qs[i], 0);
 }
 
-TEST_P(StripSimd, GemmEqualsScalarOnOddShapes) {
-  std::mt19937 rng(10);
+// The SIMD GEMM against the scalar one for every weight type: `cols` columns, rows nr ∈ rows (up
+// to 32, in one or two strips), 1 .. max_n tokens; a prefetch plan for odd token counts.
+void expect_gemm_equals_scalar(const cpu::StripKernels& simd, int64_t cols, int64_t max_n,
+                               std::initializer_list<int> rows, uint32_t seed) {
+  std::mt19937 rng(seed);
   std::normal_distribution<float> nd;
-  const int64_t cols = 256, nb = cols / 32, max_n = 13;
+  const int64_t nb = cols / 32, ldy = 35;
   std::vector<float> x(max_n * cols);
   for (float& v : x) v = nd(rng);
   std::vector<cpu::ActQ8> act(max_n * nb);
   cpu::strip_kernels_scalar().quantize(x.data(), act.data(), max_n * cols);
   for (DType t : kTypes) {
-    const Weights w = make_weights(t, cpu::kGemmRows, cols, 11);
+    const Weights w = make_weights(t, cpu::kGemmRows, cols, seed + 1);
     std::vector<cpu::StripBlock> s(2 * nb);  // rows 16 .. 31 in the second strip
-    for (int nr : {1, 5, 16, 17, 29, 32}) {
+    for (int nr : rows) {
       cpu::strip_kernels_scalar().repack(w.m, 0, std::min(nr, 16), s.data());
       if (nr > 16) cpu::strip_kernels_scalar().repack(w.m, 16, nr - 16, s.data() + nb);
       for (int64_t n = 1; n <= max_n; ++n) {
-        const int64_t ldy = 35;
         std::vector<float> ref(n * ldy, -1.0f), got(n * ldy, -1.0f);
         cpu::strip_kernels_scalar().gemm(s.data(), nb, t, act.data(), nb, n, ref.data(), ldy, nr,
                                          nullptr);
         const cpu::StripPrefetch pf{w.m.data, w.m.row_bytes, w.m.row_bytes, 32};
-        simd().gemm(s.data(), nb, t, act.data(), nb, n, got.data(), ldy, nr, n % 2 ? &pf : nullptr);
+        simd.gemm(s.data(), nb, t, act.data(), nb, n, got.data(), ldy, nr, n % 2 ? &pf : nullptr);
         for (int64_t i = 0; i < n * ldy; ++i)
           ASSERT_NEAR(got[i], ref[i], 1e-4f * (1.0f + std::fabs(ref[i])))
-              << dtype_name(t) << " rows " << nr << " tokens " << n << " at " << i;
+              << dtype_name(t) << " cols " << cols << " rows " << nr << " tokens " << n << " at "
+              << i;
       }
     }
   }
 }
 
+TEST_P(StripSimd, GemmEqualsScalarOnOddShapes) {
+  expect_gemm_equals_scalar(simd(), 256, 13, {1, 5, 16, 17, 29, 32}, 10);
+}
+
 // Rows long enough that a kernel may take the columns in several passes (ffn_down's are 14336):
 // 4864 columns, 152 blocks, so that a pass of 128 blocks leaves a partial one.
 TEST_P(StripSimd, GemmEqualsScalarOnLongRows) {
-  std::mt19937 rng(12);
-  std::normal_distribution<float> nd;
-  const int64_t cols = 4864, nb = cols / 32, max_n = 5;
-  std::vector<float> x(max_n * cols);
-  for (float& v : x) v = nd(rng);
-  std::vector<cpu::ActQ8> act(max_n * nb);
-  cpu::strip_kernels_scalar().quantize(x.data(), act.data(), max_n * cols);
-  for (DType t : kTypes) {
-    const Weights w = make_weights(t, cpu::kGemmRows, cols, 13);
-    std::vector<cpu::StripBlock> s(2 * nb);
-    for (int nr : {7, 32}) {
-      cpu::strip_kernels_scalar().repack(w.m, 0, std::min(nr, 16), s.data());
-      if (nr > 16) cpu::strip_kernels_scalar().repack(w.m, 16, nr - 16, s.data() + nb);
-      for (int64_t n = 1; n <= max_n; ++n) {
-        const int64_t ldy = 33;
-        std::vector<float> ref(n * ldy, -1.0f), got(n * ldy, -1.0f);
-        cpu::strip_kernels_scalar().gemm(s.data(), nb, t, act.data(), nb, n, ref.data(), ldy, nr,
-                                         nullptr);
-        const cpu::StripPrefetch pf{w.m.data, w.m.row_bytes, w.m.row_bytes, 32};
-        simd().gemm(s.data(), nb, t, act.data(), nb, n, got.data(), ldy, nr, n % 2 ? &pf : nullptr);
-        for (int64_t i = 0; i < n * ldy; ++i)
-          ASSERT_NEAR(got[i], ref[i], 1e-4f * (1.0f + std::fabs(ref[i])))
-              << dtype_name(t) << " rows " << nr << " tokens " << n << " at " << i;
-      }
-    }
-  }
+  expect_gemm_equals_scalar(simd(), 4864, 5, {7, 32}, 12);
 }
 
 INSTANTIATE_TEST_SUITE_P(
