@@ -353,6 +353,11 @@ inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride, 
   }
 }
 
+// The `left` (of 8) rows of y a row octet holds: the lanes below `left`.
+inline __m256i rows_mask(int left) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // kT tokens × the first 8·kH rows of a strip over all nb blocks; nr of them are stored. Each
 // half of a split type's block is scaled as soon as its groups are summed, so that only one set
 // of integer sums is live. With `accumulate` the sums continue those already in y (the previous
@@ -362,11 +367,10 @@ void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
                int64_t ldy, int nr, const LineRange& pf, bool accumulate) {
   const __m256i ones = _mm256_set1_epi16(1);
   constexpr int kGroupsPerScale = F.split ? 4 : 8;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   __m256 acc[kH][kT];
   for (int k = 0; k < kH; ++k) {
     const int left = nr - 8 * k;
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+    const __m256i mask = rows_mask(left);
     for (int t = 0; t < kT; ++t) {
       const float* in = y + t * ldy + 8 * k;
       acc[k][t] = !accumulate || left <= 0 ? _mm256_setzero_ps()
@@ -402,7 +406,7 @@ void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
   }
   for (int k = 0; k < kH; ++k) {
     const int left = nr - 8 * k;
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+    const __m256i mask = rows_mask(left);
     for (int t = 0; t < kT; ++t) {
       float* out = y + t * ldy + 8 * k;
       if (left >= 8)
