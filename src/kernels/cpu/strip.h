@@ -27,18 +27,56 @@ struct alignas(64) StripBlock {
 };
 static_assert(sizeof(StripBlock) == 768);
 
-// 32 activations as int8: x ≈ d·q; s[h] = d·Σq over half h, sum = s[0] + s[1].
+// 32 activations as int8: x ≈ d·q; s[h] = d·Σq over half h, sum = s[0] + s[1]; the same sums
+// negated and exact: ns[h] = −Σq over half h, nsum = ns[0] + ns[1].
 struct ActQ8 {
   float d;
   float sum;
   float s[2];
   int8_t qs[32];
+  int32_t nsum;
+  int32_t ns[2];
+  int32_t pad;  // 0
 };
-static_assert(sizeof(ActQ8) == 48);
+static_assert(sizeof(ActQ8) == 64);
+
+// Everything of a quantized block but its bytes: scale d, integer sums s0, s1 of its halves.
+inline void set_act_sums(ActQ8& a, float d, int32_t s0, int32_t s1) {
+  a.d = d;
+  a.s[0] = d * static_cast<float>(s0);
+  a.s[1] = d * static_cast<float>(s1);
+  a.sum = d * static_cast<float>(s0 + s1);
+  a.ns[0] = -s0;
+  a.ns[1] = -s1;
+  a.nsum = -(s0 + s1);
+  a.pad = 0;
+}
 
 // Whether a weight type has a strip form, and whether its halves have their own scales.
 bool strip_supported(DType t);
-bool strip_split(DType t);
+constexpr bool strip_split(DType t) {
+  return t == DType::Q2_K || t == DType::Q3_K || t == DType::Q6_K;
+}
+
+// Types whose weights are scale·(q − c) with c = 2^k: the strip's offsets are −c·scale, and a
+// kernel may fold them into the integer sums instead, Σ(q − c)·x = Σq·x + (ns << k), exactly.
+// k for those types, −1 for the others (offsets of their own).
+constexpr int strip_code_shift(DType t) {
+  switch (t) {
+    case DType::Q3_K:
+      return 2;  // c = 4
+    case DType::Q4_0:
+      return 3;  // 8
+    case DType::Q5_0:
+      return 4;  // 16
+    case DType::Q6_K:
+      return 5;  // 32
+    case DType::Q8_0:
+      return 7;  // 128 (q stored as q + 128)
+    default:
+      return -1;
+  }
+}
 
 // n (a multiple of 32) floats → n/32 blocks: d = amax/127, q = round-half-even(x/d).
 using QuantizeActFn = void (*)(const float* x, ActQ8* out, int64_t n);

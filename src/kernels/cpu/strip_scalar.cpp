@@ -1,6 +1,7 @@
 // The scalar reference of the strip GEMM: activation quantization, repacking and the
-// multiply-accumulate in the exact order the SIMD kernels use (per block: the integer dot of each
-// half, scaled by weight scale × activation scale, then the offsets times the activation sums).
+// multiply-accumulate (per block: the integer dot of each half, scaled by weight scale ×
+// activation scale, then the offsets times the activation sums; for types with a power-of-two
+// code offset the offsets are folded into the integer dots instead, as the AVX-512 kernels do).
 #include <cmath>
 #include <cstring>
 
@@ -21,10 +22,7 @@ void quantize_act(const float* x, ActQ8* out, int64_t n) {
       out[i].qs[j] = static_cast<int8_t>(q);
       sum[j / 16] += q;
     }
-    out[i].d = d;
-    out[i].s[0] = d * static_cast<float>(sum[0]);
-    out[i].s[1] = d * static_cast<float>(sum[1]);
-    out[i].sum = d * static_cast<float>(sum[0] + sum[1]);
+    set_act_sums(out[i], d, sum[0], sum[1]);
   }
 }
 
@@ -43,6 +41,7 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
 void gemm(const StripBlock* strips, int64_t nb, DType type, const ActQ8* a, int64_t a_stride,
           int64_t n, float* y, int64_t ldy, int nr, const StripPrefetch*) {
   const bool split = strip_split(type);
+  const int shift = strip_code_shift(type);
   for (int64_t t = 0; t < n; ++t) {
     const ActQ8* at = a + t * a_stride;
     for (int row = 0; row < nr; ++row) {
@@ -53,7 +52,16 @@ void gemm(const StripBlock* strips, int64_t nb, DType type, const ActQ8* a, int6
         int32_t isum[2] = {0, 0};
         for (int g = 0; g < 8; ++g)
           for (int j = 0; j < 4; ++j) isum[g / 4] += s[b].q[g][r][j] * at[b].qs[4 * g + j];
-        if (split) {
+        if (shift >= 0) {  // offsets folded into the integer sums (see strip_code_shift)
+          const int32_t i0 = isum[0] + at[b].ns[0] * (1 << shift);
+          const int32_t i1 = isum[1] + at[b].ns[1] * (1 << shift);
+          if (split) {
+            acc += static_cast<float>(i0) * (s[b].scale[0][r] * at[b].d);
+            acc += static_cast<float>(i1) * (s[b].scale[1][r] * at[b].d);
+          } else {
+            acc += static_cast<float>(i0 + i1) * (s[b].scale[0][r] * at[b].d);
+          }
+        } else if (split) {
           acc += static_cast<float>(isum[0]) * (s[b].scale[0][r] * at[b].d);
           acc += static_cast<float>(isum[1]) * (s[b].scale[1][r] * at[b].d);
           acc += s[b].offset[0][r] * at[b].s[0];
@@ -72,10 +80,6 @@ void gemm(const StripBlock* strips, int64_t nb, DType type, const ActQ8* a, int6
 
 bool strip_supported(DType t) {
   return with_decoder(t, []<DType>() {});
-}
-
-bool strip_split(DType t) {
-  return t == DType::Q2_K || t == DType::Q3_K || t == DType::Q6_K;
 }
 
 const StripKernels& strip_kernels_scalar() {

@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -49,9 +50,10 @@ struct LineRange {
   }
 };
 
-// One tile: kT tokens (the table's index + 1) × the rows of one call.
+// One tile: kT tokens (the table's index + 1) × the rows of one call; with `accumulate` its sums
+// continue those already in y (an earlier chunk of columns), in the order of one pass.
 using TileFn = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
-                        const LineRange&);
+                        const LineRange&, bool accumulate);
 template <size_t kMax>
 using TileTable = std::array<TileFn, kMax>;
 
@@ -76,16 +78,35 @@ void run_tiles(const std::array<Fn, kMax>& tiles, const StripBlock* s, int64_t n
   }
 }
 
-// The up to two strips of one GEMM call (rows 16 .. nr − 1 in the strip at s + nb) one after the
-// other; the last one carries out the prefetch plan.
-template <class Fn, size_t kMax>
-void run_strips(const std::array<Fn, kMax>& tiles, const StripBlock* s, int64_t nb, const ActQ8* a,
-                int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr,
-                const StripPrefetch* pf) {
+// A strip's nb blocks in chunks of up to `chunk`: fn(c0, cn, share, accumulate) for blocks
+// [c0, c0 + cn), where `share` is the chunk's part of the prefetch plan's rows (null when none)
+// and `accumulate` says whether earlier chunks' sums are already in y.
+template <class Fn>
+void for_column_chunks(int64_t nb, int64_t chunk, const StripPrefetch* pf, Fn&& fn) {
+  const int64_t chunks = (nb + chunk - 1) / chunk;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t c0 = c * chunk, cn = std::min<int64_t>(chunk, nb - c0);
+    StripPrefetch share;
+    if (pf) {
+      const int64_t r0 = pf->rows * c / chunks, r1 = pf->rows * (c + 1) / chunks;
+      share = {pf->first + static_cast<size_t>(r0) * pf->stride, pf->stride, pf->row_bytes,
+               static_cast<int>(r1 - r0)};
+    }
+    fn(c0, cn, pf && share.rows > 0 ? &share : nullptr, c > 0);
+  }
+}
+
+// nb blocks of the up to two strips of one GEMM call (rows 16 .. nr − 1 in the strip `stride`
+// blocks after s) one after the other; the last one carries out the prefetch plan.
+template <class Fn, size_t kMax, class... Extra>
+void run_strips(const std::array<Fn, kMax>& tiles, const StripBlock* s, int64_t stride, int64_t nb,
+                const ActQ8* a, int64_t a_stride, int64_t n, float* y, int64_t ldy, int nr,
+                const StripPrefetch* pf, Extra... extra) {
   const int nr0 = nr < kStripRows ? nr : kStripRows;
-  run_tiles(tiles, s, nb, a, a_stride, n, y, ldy, nr0, nr > kStripRows ? nullptr : pf);
+  run_tiles(tiles, s, nb, a, a_stride, n, y, ldy, nr0, nr > kStripRows ? nullptr : pf, extra...);
   if (nr > kStripRows)
-    run_tiles(tiles, s + nb, nb, a, a_stride, n, y + kStripRows, ldy, nr - kStripRows, pf);
+    run_tiles(tiles, s + stride, nb, a, a_stride, n, y + kStripRows, ldy, nr - kStripRows, pf,
+              extra...);
 }
 
 }  // namespace

@@ -52,10 +52,7 @@ void quantize_act(const float* x, ActQ8* out, int64_t n) {
                         _mm256_permutevar8x32_epi32(p, order));
     const int32_t s0 = hsum(_mm256_add_epi32(q[0], q[1]));
     const int32_t s1 = hsum(_mm256_add_epi32(q[2], q[3]));
-    out[i].d = d;
-    out[i].s[0] = d * static_cast<float>(s0);
-    out[i].s[1] = d * static_cast<float>(s1);
-    out[i].sum = d * static_cast<float>(s0 + s1);
+    set_act_sums(out[i], d, s0, s1);
   }
 }
 
@@ -435,9 +432,7 @@ inline constexpr int kMaxTile = 4;
 // strip): a tile re-reads its strip for every few tokens, and a long strip (ffn_down's 14336
 // columns, 336 KiB) would no longer stay in the core's L2 with the activations streaming past.
 inline constexpr int64_t kChunk = 128;
-using Tile = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
-                      const LineRange&, bool);
-using Tiles = std::array<Tile, kMaxTile>;
+using Tiles = TileTable<kMaxTile>;
 
 template <Form F, size_t... I>
 constexpr Tiles tile_table(std::index_sequence<I...>) {
@@ -458,23 +453,10 @@ const Tiles& tiles_for(DType t) {
 void gemm(const StripBlock* s, int64_t nb, DType type, const ActQ8* a, int64_t a_stride, int64_t n,
           float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
   const Tiles& tiles = tiles_for(type);
-  const int nr0 = nr < kStripRows ? nr : kStripRows;
-  const int64_t chunks = (nb + kChunk - 1) / kChunk;
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t c0 = c * kChunk, cn = std::min<int64_t>(kChunk, nb - c0);
-    StripPrefetch share;
-    if (pf) {
-      const int64_t r0 = pf->rows * c / chunks, r1 = pf->rows * (c + 1) / chunks;
-      share = {pf->first + static_cast<size_t>(r0) * pf->stride, pf->stride, pf->row_bytes,
-               static_cast<int>(r1 - r0)};
-    }
-    const StripPrefetch* mine = pf && share.rows > 0 ? &share : nullptr;
-    run_tiles(tiles, s + c0, cn, a + c0, a_stride, n, y, ldy, nr0,
-              nr <= kStripRows ? mine : nullptr, c > 0);
-    if (nr > kStripRows)
-      run_tiles(tiles, s + nb + c0, cn, a + c0, a_stride, n, y + kStripRows, ldy, nr - kStripRows,
-                mine, c > 0);
-  }
+  for_column_chunks(nb, kChunk, pf,
+                    [&](int64_t c0, int64_t cn, const StripPrefetch* mine, bool acc) {
+                      run_strips(tiles, s + c0, nb, cn, a + c0, a_stride, n, y, ldy, nr, mine, acc);
+                    });
 }
 
 }  // namespace

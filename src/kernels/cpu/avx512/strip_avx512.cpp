@@ -29,10 +29,7 @@ void quantize_act(const float* x, ActQ8* out, int64_t n) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out[i].qs), _mm512_cvtsepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out[i].qs + 16), _mm512_cvtsepi32_epi8(q1));
     const int32_t s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
-    out[i].d = d;
-    out[i].s[0] = d * static_cast<float>(s0);
-    out[i].s[1] = d * static_cast<float>(s1);
-    out[i].sum = d * static_cast<float>(s0 + s1);
+    set_act_sums(out[i], d, s0, s1);
   }
 }
 
@@ -331,131 +328,169 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
   with_decoder(w.dtype, [&]<DType T>() { repack_t<T>(w, r0, nr, out); });
 }
 
-// Activation dword G (bytes 4G .. 4G+3) of every 128-bit lane, in all 16 lanes.
-template <int G>
-inline __m512i dword(__m512i lanes) {
-  return _mm512_shuffle_epi32(lanes, static_cast<_MM_PERM_ENUM>(G * 0x55));
-}
-
-// Groups 4h .. 4h+3 of one block of kS strips into the integer sums of kT tokens (sum[j][t] for
-// strip j): the 16 activation bytes of half h are loaded once per token (into every 128-bit lane)
-// and their dwords picked by shuffles, each of which feeds all kS strips. The shuffles share
-// execution ports with the multiply-adds, so two strips per pass (half a shuffle per
-// multiply-add) run faster than one.
+// Half h (groups 4h .. 4h+3) of one block of kS strips into the integer sums of kT tokens
+// (sum[j][t] for strip j): each token's four activation bytes of a group come broadcast from
+// memory into all 16 lanes (a load, not a shuffle: the shuffle ports are those of the
+// multiply-adds) and feed all kS strips.
 template <int kT, int kS>
 inline void half_dots(const StripBlock* const* sb, int h, const ActQ8* a, int64_t a_stride,
                       __m512i (*sum)[kT]) {
-  __m512i x[kT];
-  for (int t = 0; t < kT; ++t)
-    x[t] = _mm512_broadcast_i32x4(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[t * a_stride].qs + 16 * h)));
-  const auto step = [&](int g, auto pick) {
+  for (int g = 4 * h; g < 4 * h + 4; ++g) {
     __m512i w[kS];
-    for (int j = 0; j < kS; ++j) w[j] = _mm512_load_si512(sb[j]->q[4 * h + g]);
+    for (int j = 0; j < kS; ++j) w[j] = _mm512_load_si512(sb[j]->q[g]);
     for (int t = 0; t < kT; ++t) {
-      const __m512i x4 = pick(x[t]);
-      for (int j = 0; j < kS; ++j) sum[j][t] = _mm512_dpbusd_epi32(sum[j][t], w[j], x4);
+      int32_t x4;
+      std::memcpy(&x4, a[t * a_stride].qs + 4 * g, 4);
+      const __m512i x = _mm512_set1_epi32(x4);
+      for (int j = 0; j < kS; ++j) sum[j][t] = _mm512_dpbusd_epi32(sum[j][t], w[j], x);
     }
-  };
-  step(0, [](__m512i v) { return dword<0>(v); });
-  step(1, [](__m512i v) { return dword<1>(v); });
-  step(2, [](__m512i v) { return dword<2>(v); });
-  step(3, [](__m512i v) { return dword<3>(v); });
+  }
 }
+
+// Where an integer sum of a block starts: at 0, or, for types with a power-of-two code offset
+// (kShift ≥ 0, see strip_code_shift), at the offset's share, −Σq·2^k of the activations.
+template <int kShift>
+inline __m512i sum_start(int32_t neg_qsum) {
+  if constexpr (kShift < 0) return _mm512_setzero_si512();
+  return _mm512_slli_epi32(_mm512_set1_epi32(neg_qsum), kShift);
+}
+
+// How a type's blocks are summed: whether its halves have their own scales, and its code
+// offset's shift (−1: offsets of its own, multiplied with the activation sums).
+struct Form {
+  bool split;
+  int shift;
+};
 
 // kT tokens × 16 rows over all nb blocks. One integer chain per token and half-scale: the kT
 // chains are independent, so their latency hides behind one another.
-template <int kT, bool kSplit>
+template <int kT, Form F>
 void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
-               int64_t ldy, int nr, const LineRange& pf) {
+               int64_t ldy, int nr, const LineRange& pf, bool accumulate) {
+  constexpr bool kOffsets = F.shift < 0;
+  const __mmask16 m = static_cast<__mmask16>((1u << nr) - 1);
   __m512 acc[kT];
-  for (int t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int t = 0; t < kT; ++t)
+    acc[t] = accumulate ? _mm512_maskz_loadu_ps(m, y + t * ldy) : _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     pf.issue(b, nb);
     const StripBlock& sb = s[b];
     const ActQ8* ab = a + b;
     __m512i i0[kT], i1[kT];
-    for (int t = 0; t < kT; ++t) i0[t] = i1[t] = _mm512_setzero_si512();
+    for (int t = 0; t < kT; ++t) {
+      const ActQ8& x = ab[t * a_stride];
+      i0[t] = sum_start<F.shift>(F.split ? x.ns[0] : x.nsum);
+      i1[t] = sum_start<F.shift>(x.ns[1]);
+    }
     const StripBlock* one[1] = {&sb};
     half_dots<kT, 1>(one, 0, ab, a_stride, &i0);
-    half_dots<kT, 1>(one, 1, ab, a_stride, kSplit ? &i1 : &i0);
-    const __m512 sc0 = _mm512_load_ps(sb.scale[0]), of0 = _mm512_load_ps(sb.offset[0]);
+    half_dots<kT, 1>(one, 1, ab, a_stride, F.split ? &i1 : &i0);
+    const __m512 sc0 = _mm512_load_ps(sb.scale[0]);
     for (int t = 0; t < kT; ++t) {
       const ActQ8& x = ab[t * a_stride];
       const __m512 d = _mm512_set1_ps(x.d);
-      if constexpr (kSplit) {
-        const __m512 sc1 = _mm512_load_ps(sb.scale[1]), of1 = _mm512_load_ps(sb.offset[1]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
+      if constexpr (F.split) {
+        const __m512 sc1 = _mm512_load_ps(sb.scale[1]);
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), _mm512_mul_ps(sc1, d), acc[t]);
-        acc[t] = _mm512_fmadd_ps(of0, _mm512_set1_ps(x.s[0]), acc[t]);
-        acc[t] = _mm512_fmadd_ps(of1, _mm512_set1_ps(x.s[1]), acc[t]);
-      } else {
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
-        acc[t] = _mm512_fmadd_ps(of0, _mm512_set1_ps(x.sum), acc[t]);
+      }
+      if constexpr (kOffsets && F.split) {
+        acc[t] = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[0]), _mm512_set1_ps(x.s[0]), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[1]), _mm512_set1_ps(x.s[1]), acc[t]);
+      } else if constexpr (kOffsets) {
+        acc[t] = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[0]), _mm512_set1_ps(x.sum), acc[t]);
       }
     }
   }
-  const __mmask16 m = static_cast<__mmask16>((1u << nr) - 1);
   for (int t = 0; t < kT; ++t) _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
 }
 
-// kT tokens × 32 rows (strips s and s + nb; 16 < nr ≤ 32) for types with one scale per block.
-// Same arithmetic per row as gemm_tile.
-template <int kT>
+// kT tokens × 32 rows (strips s and s + stride; 16 < nr ≤ 32) for types with one scale per
+// block. Same arithmetic per row as gemm_tile.
+template <int kT, Form F>
 void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
-               int64_t ldy, int nr, const LineRange& pf) {
+               int64_t ldy, int nr, const LineRange& pf, bool accumulate, int64_t stride) {
+  const __mmask16 m = static_cast<__mmask16>((1u << (nr - kStripRows)) - 1);
   __m512 acc[2][kT];
-  for (int j = 0; j < 2; ++j)
-    for (int t = 0; t < kT; ++t) acc[j][t] = _mm512_setzero_ps();
+  for (int t = 0; t < kT; ++t) {
+    acc[0][t] = accumulate ? _mm512_loadu_ps(y + t * ldy) : _mm512_setzero_ps();
+    acc[1][t] =
+        accumulate ? _mm512_maskz_loadu_ps(m, y + t * ldy + kStripRows) : _mm512_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; ++b) {
     pf.issue(b, nb);
-    const StripBlock* sb[2] = {s + b, s + nb + b};
+    const StripBlock* sb[2] = {s + b, s + stride + b};
     const ActQ8* ab = a + b;
     __m512i isum[2][kT];
-    for (int j = 0; j < 2; ++j)
-      for (int t = 0; t < kT; ++t) isum[j][t] = _mm512_setzero_si512();
+    for (int t = 0; t < kT; ++t)
+      isum[0][t] = isum[1][t] = sum_start<F.shift>(ab[t * a_stride].nsum);
     half_dots<kT, 2>(sb, 0, ab, a_stride, isum);
     half_dots<kT, 2>(sb, 1, ab, a_stride, isum);
     for (int t = 0; t < kT; ++t) {
       const ActQ8& x = ab[t * a_stride];
-      const __m512 d = _mm512_set1_ps(x.d), sum = _mm512_set1_ps(x.sum);
+      const __m512 d = _mm512_set1_ps(x.d);
       for (int j = 0; j < 2; ++j) {
         const __m512 sd = _mm512_mul_ps(_mm512_load_ps(sb[j]->scale[0]), d);
         acc[j][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j][t]), sd, acc[j][t]);
-        acc[j][t] = _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[0]), sum, acc[j][t]);
+        if constexpr (F.shift < 0)
+          acc[j][t] =
+              _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[0]), _mm512_set1_ps(x.sum), acc[j][t]);
       }
     }
   }
-  const __mmask16 m = static_cast<__mmask16>((1u << (nr - kStripRows)) - 1);
   for (int t = 0; t < kT; ++t) {
     _mm512_storeu_ps(y + t * ldy, acc[0][t]);
     _mm512_mask_storeu_ps(y + t * ldy + kStripRows, m, acc[1][t]);
   }
 }
 
-inline constexpr int kMaxTile = 6;
-using Tiles = TileTable<kMaxTile>;
-
-template <bool kSplit, size_t... I>
-constexpr Tiles tile_table(std::index_sequence<I...>) {
-  return {&gemm_tile<static_cast<int>(I) + 1, kSplit>...};
-}
-template <size_t... I>
-constexpr Tiles pair_table(std::index_sequence<I...>) {
-  return {&pair_tile<static_cast<int>(I) + 1>...};
+// Tokens per tile: all of a tile's tokens share each load of the weights. Eight for types whose
+// offsets fold into the integer sums (with the activations broadcast from memory two strips × 8
+// tokens of sums fit the registers); six for the others, whose offsets cost a multiply-add more
+// and whose accumulators would no longer fit.
+constexpr int max_tile(Form f) {
+  return f.shift >= 0 && !f.split ? 8 : 6;
 }
 
-// Two strips of one-scale types go through the pair tiles; split types take them one by one
-// (their twice as many integer sums would not fit the registers).
+template <Form F, size_t... I>
+constexpr auto tile_table(std::index_sequence<I...>) {
+  return TileTable<sizeof...(I)>{&gemm_tile<static_cast<int>(I) + 1, F>...};
+}
+using PairFn = void (*)(const StripBlock*, int64_t, const ActQ8*, int64_t, float*, int64_t, int,
+                        const LineRange&, bool, int64_t);
+template <Form F, size_t... I>
+constexpr auto pair_table(std::index_sequence<I...>) {
+  return std::array<PairFn, sizeof...(I)>{&pair_tile<static_cast<int>(I) + 1, F>...};
+}
+
+// Blocks of a strip multiplied with every token before the next ones: a tile re-reads its strips
+// for every few tokens, and a pair of long strips (ffn_down's 14336 columns, 672 KiB) would not
+// stay in the core's L2 with the activations streaming past (128 blocks: 192 KiB).
+inline constexpr int64_t kChunk = 128;
+
+// Chunk by chunk of columns: two strips of one-scale types through the pair tiles, split types'
+// one by one (their twice as many integer sums would not fit the registers). Each chunk carries
+// out its share of the prefetch plan.
+template <DType T>
+void gemm_t(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, int64_t n, float* y,
+            int64_t ldy, int nr, const StripPrefetch* pf) {
+  constexpr Form F{strip_split(T), strip_code_shift(T)};
+  constexpr auto seq = std::make_index_sequence<max_tile(F)>();
+  static constexpr auto kOne = tile_table<F>(seq);
+  for_column_chunks(
+      nb, kChunk, pf, [&](int64_t c0, int64_t cn, const StripPrefetch* mine, bool acc) {
+        if constexpr (!F.split) {
+          static constexpr auto kPair = pair_table<F>(seq);
+          if (nr > kStripRows)
+            return run_tiles(kPair, s + c0, cn, a + c0, a_stride, n, y, ldy, nr, mine, acc, nb);
+        }
+        run_strips(kOne, s + c0, nb, cn, a + c0, a_stride, n, y, ldy, nr, mine, acc);
+      });
+}
+
 void gemm(const StripBlock* s, int64_t nb, DType type, const ActQ8* a, int64_t a_stride, int64_t n,
           float* y, int64_t ldy, int nr, const StripPrefetch* pf) {
-  const bool split = strip_split(type);
-  static constexpr Tiles kPlain = tile_table<false>(std::make_index_sequence<kMaxTile>());
-  static constexpr Tiles kSplitT = tile_table<true>(std::make_index_sequence<kMaxTile>());
-  static constexpr Tiles kPair = pair_table(std::make_index_sequence<kMaxTile>());
-  if (nr > kStripRows && !split) return run_tiles(kPair, s, nb, a, a_stride, n, y, ldy, nr, pf);
-  const Tiles& tiles = split ? kSplitT : kPlain;
-  run_strips(tiles, s, nb, a, a_stride, n, y, ldy, nr, pf);
+  with_decoder(type, [&]<DType T>() { gemm_t<T>(s, nb, a, a_stride, n, y, ldy, nr, pf); });
 }
 
 }  // namespace
