@@ -7,7 +7,7 @@
 namespace smoe {
 
 VecOps Backend::vec_ops() const {
-  return {ops::scores_group, ops::wsum_group, ops::silu_mul};
+  return {ops::scores_group, ops::wsum_group, ops::silu_mul, ops::softmax};
 }
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
@@ -22,9 +22,9 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
           vnni ? &cpu::gemv_kernels_avx512() : nullptr, opts);
     }
     case BackendIsa::Avx2:
-      return std::make_unique<CpuBackend>(cpu::float_kernels_avx2(),
-                                          quant::vec_dot_kernels(quant::Isa::Avx2),
-                                          &cpu::strip_kernels_avx2(), &cpu::gemv_kernels_avx2(), opts);
+      return std::make_unique<CpuBackend>(
+          cpu::float_kernels_avx2(), quant::vec_dot_kernels(quant::Isa::Avx2),
+          &cpu::strip_kernels_avx2(), &cpu::gemv_kernels_avx2(), opts);
     default:
       return std::make_unique<RefBackend>(opts);
   }

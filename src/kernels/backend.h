@@ -32,13 +32,15 @@ bool dtype_supported(DType t);
 
 // Float vector primitives (attention's q·k and Σ p·v) in the backend's instruction set.
 // Vector operations of the transformer that a backend may run faster than the scalar
-// references in ops.h (attention's products over a group of query heads; SiLU·mul).
+// references in ops.h (attention's products over a group of query heads and its softmax;
+// SiLU·mul).
 struct VecOps {
   void (*scores_group)(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
                        float scale, float* scores, int64_t s_stride);
   void (*wsum_group)(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
                      int64_t hd, float* out);
   void (*silu_mul)(float* a, const float* b, int64_t n);
+  void (*softmax)(float* x, int64_t n);
 };
 
 class Backend {

@@ -43,7 +43,7 @@ void attend_group(const ModelConfig& c, const KvLookup& kv, const VecOps& vec, c
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int g = static_cast<int>(group);
   vec.scores_group(q, g, keys, n_vis, hd, scale, scores, n_ctx);
-  for (int64_t h = 0; h < group; ++h) ops::softmax(scores + h * n_ctx, n_vis);
+  for (int64_t h = 0; h < group; ++h) vec.softmax(scores + h * n_ctx, n_vis);
   vec.wsum_group(scores, n_ctx, g, vals, n_vis, hd, out);
 }
 

@@ -104,6 +104,34 @@ TEST(FloatVecOps, GroupedAttentionMatchesScalarOnOddShapes) {
     }
 }
 
+// Softmax of each ISA against the scalar reference, on lengths around the vector widths and on
+// rows whose values span a wide range (where e^(x − max) underflows).
+TEST(FloatVecOps, SoftmaxMatchesScalar) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.0f, 8.0f);
+  std::vector<const cpu::FloatKernels*> ks;
+  if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
+  if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
+  for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 100, 4097}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = nd(rng);
+    if (n > 2) x[1] = x[0] - 150.0f;  // e^-150 underflows
+    if (n > 16) x[n - 1] = 200.0f;    // the maximum in the last vector: e^x alone overflows
+    std::vector<float> ref = x;
+    ops::softmax(ref.data(), n);
+    for (const cpu::FloatKernels* k : ks) {
+      std::vector<float> got = x;
+      k->softmax(got.data(), n);
+      float total = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(got[i], ref[i], 1e-6f + 2e-6f * ref[i]) << k->isa << " n " << n << " " << i;
+        total += got[i];
+      }
+      EXPECT_NEAR(total, 1.0f, 1e-5f) << k->isa << " n " << n;
+    }
+  }
+}
+
 // SiLU·mul of each ISA against the scalar reference, on odd lengths and on values where e^-x
 // overflows or underflows.
 TEST(FloatVecOps, SiluMulMatchesScalar) {

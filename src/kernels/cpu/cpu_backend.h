@@ -29,7 +29,9 @@ class CpuBackend : public Backend {
   void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) override;
   void matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
                     ThreadPool& pool) override;
-  VecOps vec_ops() const override { return {k_.scores_group, k_.wsum_group, k_.silu_mul}; }
+  VecOps vec_ops() const override {
+    return {k_.scores_group, k_.wsum_group, k_.silu_mul, k_.softmax};
+  }
 
   // Fewest tokens that take the strip GEMM.
   static constexpr int64_t kStripMinTokens = 3;

@@ -24,6 +24,7 @@ struct FloatKernels {
   void (*wsum_group)(const float* p, int64_t p_stride, int g, const float* const* vals, int64_t n,
                      int64_t hd, float* out);
   void (*silu_mul)(float* a, const float* b, int64_t n);  // a = silu(a)·b (ops::silu_mul)
+  void (*softmax)(float* x, int64_t n);                   // in place (ops::softmax)
   DotFn for_dtype(DType t) const {
     return t == DType::F32    ? dot_f32
            : t == DType::F16  ? dot_f16

@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C dot products (this file is compiled with those flags only).
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -162,6 +163,32 @@ void silu_mul(float* a, const float* b, int64_t n) {
   ops::silu_mul(a + i, b + i, n - i);
 }
 
+// In place (ops::softmax): the maximum, e^(x − max) by exp256 summed in 8 lanes (the last
+// n mod 8 values by expf), then one multiply by the sum's reciprocal.
+void softmax(float* x, int64_t n) {
+  const int64_t n8 = n - n % 8;
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n8; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mx);
+  float m = -INFINITY;
+  for (float v : lanes) m = std::fmax(m, v);
+  for (int64_t i = n8; i < n; ++i) m = std::fmax(m, x[i]);
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 vsum = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n8; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+    vsum = _mm256_add_ps(vsum, e);
+    _mm256_storeu_ps(x + i, e);
+  }
+  float sum = hsum(vsum);
+  for (int64_t i = n8; i < n; ++i) sum += x[i] = std::exp(x[i] - m);
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  for (int64_t i = 0; i < n8; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (int64_t i = n8; i < n; ++i) x[i] *= 1.0f / sum;
+}
+
 }  // namespace
 
 const FloatKernels& float_kernels_avx2() {
@@ -171,7 +198,8 @@ const FloatKernels& float_kernels_avx2() {
                               dot_bf16,
                               kernels::scores_group_by_four<scores_heads<4>, scores_heads<1>>,
                               kernels::wsum_group_by_four<wsum_heads<4>, wsum_heads<1>>,
-                              silu_mul};
+                              silu_mul,
+                              softmax};
   return k;
 }
 

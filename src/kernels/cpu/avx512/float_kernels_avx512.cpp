@@ -1,6 +1,7 @@
 // AVX-512 (F, BW, VL) dot products (this file is compiled with those flags only).
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -139,6 +140,27 @@ void silu_mul(float* a, const float* b, int64_t n) {
   }
 }
 
+// In place (ops::softmax): the maximum, e^(x − max) by exp512 summed in 16 lanes, then one
+// multiply by the sum's reciprocal.
+void softmax(float* x, int64_t n) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n; i += 16)
+    mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(n - i), x + i));
+  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m));
+    sum = _mm512_mask_add_ps(sum, k, sum, e);
+    _mm512_mask_storeu_ps(x + i, k, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+  }
+}
+
 }  // namespace
 
 const FloatKernels& float_kernels_avx512() {
@@ -148,7 +170,8 @@ const FloatKernels& float_kernels_avx512() {
                               dot_bf16,
                               kernels::scores_group_by_four<scores_heads<4>, scores_heads<1>>,
                               kernels::wsum_group_by_four<wsum_heads<4>, wsum_heads<1>>,
-                              silu_mul};
+                              silu_mul,
+                              softmax};
   return k;
 }
 
