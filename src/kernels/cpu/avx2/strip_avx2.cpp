@@ -269,30 +269,34 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
 // 2·qmax·127; kGroups such products (of 4 columns each) add up in int16 before widening:
 // q ≤ 15: 8 groups (30480); q ≤ 31: 4 (31496); q ≤ 63: 2 (32004). Q8_0's bytes (q + 128) would
 // overflow even one product, so they multiply as signed q: |q| times the activation with q's
-// sign, 2·128·127 = 32512, and the −128·d offset is then left out.
+// sign, 2·128·127 = 32512, and the −128·d offset is then left out. Other types whose offsets are
+// a power-of-two code (Q4_0, Q5_0, Q3_K, Q6_K: strip_code_shift) start their integer sums at the
+// activations' −Σq·2^k instead of adding offsets × sums in float (`shift` ≥ 0).
 struct Form {
   int groups;
   bool split;
   bool signed_q;
+  int shift;
 };
 
 constexpr Form form_of(DType t) {
+  const int k = strip_code_shift(t);
   switch (t) {
     case DType::Q4_0:
     case DType::Q4_1:
     case DType::Q4_K:
-      return {8, false, false};
+      return {8, false, false, k};
     case DType::Q5_0:
     case DType::Q5_1:
     case DType::Q5_K:
-      return {4, false, false};
+      return {4, false, false, k};
     case DType::Q2_K:
     case DType::Q3_K:
-      return {4, true, false};
+      return {4, true, false, k};
     case DType::Q6_K:
-      return {2, true, false};
+      return {2, true, false, k};
     default:  // Q8_0
-      return {1, false, true};
+      return {1, false, true, -1};
   }
 }
 
@@ -341,13 +345,24 @@ inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride, 
       const int r = 8 * k;
       const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sb.scale[h] + r), d);
       __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[k][t]), sd, acc[k][t]);
-      if constexpr (F.split)
+      if constexpr (F.shift >= 0 || F.signed_q)
+        ;  // no offsets: folded into the sums, or none
+      else if constexpr (F.split)
         v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[h] + r), _mm256_set1_ps(x.s[h]), v);
-      else if constexpr (!F.signed_q)
+      else
         v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.sum), v);
       acc[k][t] = v;
     }
   }
+}
+
+// Where an integer sum of a block (or half) starts: at 0, or at the code offset's share.
+template <int kShift>
+inline __m256i sum_start(int32_t neg_qsum) {
+  if constexpr (kShift < 0)
+    return _mm256_setzero_si256();
+  else
+    return _mm256_slli_epi32(_mm256_set1_epi32(neg_qsum), kShift);
 }
 
 // The `left` (of 8) rows of y a row octet holds: the lanes below `left`.
@@ -383,8 +398,14 @@ void tile_rows(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
 #pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
       if (g % kGroupsPerScale == 0)
-        for (int k = 0; k < kH; ++k)
-          for (int t = 0; t < kT; ++t) isum[k][t] = p[k][t] = _mm256_setzero_si256();
+        for (int t = 0; t < kT; ++t) {
+          const ActQ8& x = a[b + t * a_stride];
+          const __m256i start = sum_start<F.shift>(F.split ? x.ns[g / 4] : x.nsum);
+          for (int k = 0; k < kH; ++k) {
+            isum[k][t] = start;
+            p[k][t] = _mm256_setzero_si256();
+          }
+        }
       __m256i w[kH];
       for (int k = 0; k < kH; ++k)
         w[k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb.q[g][8 * k]));

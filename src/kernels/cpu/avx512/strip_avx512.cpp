@@ -351,8 +351,10 @@ inline void half_dots(const StripBlock* const* sb, int h, const ActQ8* a, int64_
 // (kShift ≥ 0, see strip_code_shift), at the offset's share, −Σq·2^k of the activations.
 template <int kShift>
 inline __m512i sum_start(int32_t neg_qsum) {
-  if constexpr (kShift < 0) return _mm512_setzero_si512();
-  return _mm512_slli_epi32(_mm512_set1_epi32(neg_qsum), kShift);
+  if constexpr (kShift < 0)
+    return _mm512_setzero_si512();
+  else
+    return _mm512_slli_epi32(_mm512_set1_epi32(neg_qsum), kShift);
 }
 
 // How a type's blocks are summed: whether its halves have their own scales, and its code
