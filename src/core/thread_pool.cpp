@@ -4,7 +4,7 @@
 
 namespace smoe {
 namespace {
-constexpr int kSpinIterations = 1 << 12;  // tens of µs of pause instructions
+constexpr int kSpinIterations = 1 << 15;  // 0.3–1 ms of pause instructions
 }
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
