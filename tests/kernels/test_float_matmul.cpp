@@ -17,6 +17,14 @@ bool supported(BackendIsa isa) {
   return static_cast<int>(isa) <= static_cast<int>(best);
 }
 
+// The float vector kernels of every SIMD instruction set this CPU runs.
+std::vector<const cpu::FloatKernels*> simd_float_kernels() {
+  std::vector<const cpu::FloatKernels*> ks;
+  if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
+  if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
+  return ks;
+}
+
 struct Case {
   int64_t rows, cols, n;
 };
@@ -73,9 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(FloatVecOps, GroupedAttentionMatchesScalarOnOddShapes) {
   std::mt19937 rng(21);
   std::normal_distribution<float> nd;
-  std::vector<const cpu::FloatKernels*> ks;
-  if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
-  if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
+  const std::vector<const cpu::FloatKernels*> ks = simd_float_kernels();
   for (int64_t hd : {1, 7, 16, 33, 128, 131})
     for (int g : {1, 3, 4, 5, 8}) {
       const int64_t n = 1 + (hd * g) % 37, s_stride = n + 3;
@@ -109,9 +115,7 @@ TEST(FloatVecOps, GroupedAttentionMatchesScalarOnOddShapes) {
 TEST(FloatVecOps, SoftmaxMatchesScalar) {
   std::mt19937 rng(23);
   std::normal_distribution<float> nd(0.0f, 8.0f);
-  std::vector<const cpu::FloatKernels*> ks;
-  if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
-  if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
+  const std::vector<const cpu::FloatKernels*> ks = simd_float_kernels();
   for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 100, 4097}) {
     std::vector<float> x(n);
     for (float& v : x) v = nd(rng);
@@ -137,9 +141,7 @@ TEST(FloatVecOps, SoftmaxMatchesScalar) {
 TEST(FloatVecOps, SiluMulMatchesScalar) {
   std::mt19937 rng(22);
   std::normal_distribution<float> nd(0.0f, 4.0f);
-  std::vector<const cpu::FloatKernels*> ks;
-  if (supported(BackendIsa::Avx2)) ks.push_back(&cpu::float_kernels_avx2());
-  if (supported(BackendIsa::Avx512)) ks.push_back(&cpu::float_kernels_avx512());
+  const std::vector<const cpu::FloatKernels*> ks = simd_float_kernels();
   for (int64_t n : {1, 15, 16, 17, 1000}) {
     std::vector<float> a(n), b(n);
     for (int64_t i = 0; i < n; ++i) {

@@ -1,7 +1,7 @@
 // The scalar reference of the strip GEMM: activation quantization, repacking and the
 // multiply-accumulate (per block: the integer dot of each half, scaled by weight scale ×
 // activation scale, then the offsets times the activation sums; for types with a power-of-two
-// code offset the offsets are folded into the integer dots instead, as the AVX-512 kernels do).
+// code offset the offsets are folded into the integer dots instead, as the SIMD kernels do).
 #include <cmath>
 #include <cstring>
 

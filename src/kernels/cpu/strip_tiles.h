@@ -1,7 +1,7 @@
 // Pieces of the strip GEMM that every instruction set shares: the repack's read-ahead, the
-// prefetch plan of the next strip spread over a tile's blocks, and the split of a batch's tokens
-// into tiles. Header-only
-// with internal linkage, so each ISA's translation unit compiles its own copy with its own flags.
+// prefetch plan of the next strip spread over a tile's blocks, the split of a batch's tokens
+// into tiles and of long rows into chunks of columns. Header-only with internal linkage, so each
+// ISA's translation unit compiles its own copy with its own flags.
 #pragma once
 
 #include <immintrin.h>

@@ -1,7 +1,7 @@
 // AVX-512 VNNI strip GEMM (see strip.h). One zmm register of a strip block holds four weights
 // of each of 16 rows; vpdpbusd with four broadcast activation bytes adds them into 16 per-row
-// int32 sums. Each block then costs one scale multiply and two fused multiply-adds per token for
-// all 16 rows. Tiles of up to 6 tokens share every weight load (8 lose in L2-sized strips).
+// int32 sums. Each block then costs one scale multiply and one or two fused multiply-adds per
+// token for all 16 rows. Tiles of up to 8 tokens share every weight load.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -330,8 +330,8 @@ void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
 
 // Half h (groups 4h .. 4h+3) of one block of kS strips into the integer sums of kT tokens
 // (sum[j][t] for strip j): each token's four activation bytes of a group come broadcast from
-// memory into all 16 lanes (a load, not a shuffle: the shuffle ports are those of the
-// multiply-adds) and feed all kS strips.
+// memory into all 16 lanes and feed all kS strips. Unlike a token's 16 bytes held in a register
+// for in-lane shuffles, this keeps no register per token, so 2 strips × 8 tokens of sums fit.
 template <int kT, int kS>
 inline void half_dots(const StripBlock* const* sb, int h, const ActQ8* a, int64_t a_stride,
                       __m512i (*sum)[kT]) {
