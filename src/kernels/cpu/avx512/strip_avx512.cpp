@@ -391,10 +391,13 @@ void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
     for (int t = 0; t < kT; ++t) {
       const ActQ8& x = ab[t * a_stride];
       const __m512 d = _mm512_set1_ps(x.d);
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
-      if constexpr (F.split) {
+      if constexpr (F.split) {  // d·(i0·sc0 + i1·sc1): one multiply less than scaling each half
         const __m512 sc1 = _mm512_load_ps(sb.scale[1]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), _mm512_mul_ps(sc1, d), acc[t]);
+        const __m512 both = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), sc1,
+                                            _mm512_mul_ps(_mm512_cvtepi32_ps(i0[t]), sc0));
+        acc[t] = _mm512_fmadd_ps(both, d, acc[t]);
+      } else {
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
       }
       if constexpr (kOffsets && F.split) {
         acc[t] = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[0]), _mm512_set1_ps(x.s[0]), acc[t]);
