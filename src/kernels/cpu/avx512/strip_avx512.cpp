@@ -410,11 +410,12 @@ void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
   for (int t = 0; t < kT; ++t) _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
 }
 
-// kT tokens × 32 rows (strips s and s + stride; 16 < nr ≤ 32) for types with one scale per
-// block. Same arithmetic per row as gemm_tile.
+// kT tokens × 32 rows (strips s and s + stride; 16 < nr ≤ 32): each activation load feeds both
+// strips. Same arithmetic per row as gemm_tile.
 template <int kT, Form F>
 void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
                int64_t ldy, int nr, const LineRange& pf, bool accumulate, int64_t stride) {
+  constexpr bool kOffsets = F.shift < 0;
   const __mmask16 m = static_cast<__mmask16>((1u << (nr - kStripRows)) - 1);
   __m512 acc[2][kT];
   for (int t = 0; t < kT; ++t) {
@@ -426,20 +427,37 @@ void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
     pf.issue(b, nb);
     const StripBlock* sb[2] = {s + b, s + stride + b};
     const ActQ8* ab = a + b;
-    __m512i isum[2][kT];
-    for (int t = 0; t < kT; ++t)
-      isum[0][t] = isum[1][t] = sum_start<F.shift>(ab[t * a_stride].nsum);
+    __m512i isum[2][kT], isum1[2][kT];  // isum1: a split type's second half
+    for (int t = 0; t < kT; ++t) {
+      const ActQ8& x = ab[t * a_stride];
+      isum[0][t] = isum[1][t] = sum_start<F.shift>(F.split ? x.ns[0] : x.nsum);
+      if constexpr (F.split) isum1[0][t] = isum1[1][t] = sum_start<F.shift>(x.ns[1]);
+    }
     half_dots<kT, 2>(sb, 0, ab, a_stride, isum);
-    half_dots<kT, 2>(sb, 1, ab, a_stride, isum);
+    half_dots<kT, 2>(sb, 1, ab, a_stride, F.split ? isum1 : isum);
     for (int t = 0; t < kT; ++t) {
       const ActQ8& x = ab[t * a_stride];
       const __m512 d = _mm512_set1_ps(x.d);
       for (int j = 0; j < 2; ++j) {
-        const __m512 sd = _mm512_mul_ps(_mm512_load_ps(sb[j]->scale[0]), d);
-        acc[j][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j][t]), sd, acc[j][t]);
-        if constexpr (F.shift < 0)
+        const __m512 sc0 = _mm512_load_ps(sb[j]->scale[0]);
+        if constexpr (F.split) {
+          const __m512 both =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum1[j][t]), _mm512_load_ps(sb[j]->scale[1]),
+                              _mm512_mul_ps(_mm512_cvtepi32_ps(isum[j][t]), sc0));
+          acc[j][t] = _mm512_fmadd_ps(both, d, acc[j][t]);
+        } else {
+          acc[j][t] =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j][t]), _mm512_mul_ps(sc0, d), acc[j][t]);
+        }
+        if constexpr (kOffsets && F.split) {
+          acc[j][t] =
+              _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[0]), _mm512_set1_ps(x.s[0]), acc[j][t]);
+          acc[j][t] =
+              _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[1]), _mm512_set1_ps(x.s[1]), acc[j][t]);
+        } else if constexpr (kOffsets) {
           acc[j][t] =
               _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[0]), _mm512_set1_ps(x.sum), acc[j][t]);
+        }
       }
     }
   }
@@ -455,6 +473,10 @@ void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
 // and whose accumulators would no longer fit.
 constexpr int max_tile(Form f) {
   return f.shift >= 0 && !f.split ? 8 : 6;
+}
+// Two strips of a split type hold twice the integer sums: 4 tokens.
+constexpr int max_pair_tile(Form f) {
+  return f.split ? 4 : max_tile(f);
 }
 
 template <Form F, size_t... I>
@@ -482,13 +504,11 @@ void gemm_t(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, i
   constexpr Form F{strip_split(T), strip_code_shift(T)};
   constexpr auto seq = std::make_index_sequence<max_tile(F)>();
   static constexpr auto kOne = tile_table<F>(seq);
+  static constexpr auto kPair = pair_table<F>(std::make_index_sequence<max_pair_tile(F)>());
   for_column_chunks(
       nb, kChunk, pf, [&](int64_t c0, int64_t cn, const StripPrefetch* mine, bool acc) {
-        if constexpr (!F.split) {
-          static constexpr auto kPair = pair_table<F>(seq);
-          if (nr > kStripRows)
-            return run_tiles(kPair, s + c0, cn, a + c0, a_stride, n, y, ldy, nr, mine, acc, nb);
-        }
+        if (nr > kStripRows)
+          return run_tiles(kPair, s + c0, cn, a + c0, a_stride, n, y, ldy, nr, mine, acc, nb);
         run_strips(kOne, s + c0, nb, cn, a + c0, a_stride, n, y, ldy, nr, mine, acc);
       });
 }
