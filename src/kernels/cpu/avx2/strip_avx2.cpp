@@ -338,6 +338,7 @@ inline void group_products(const __m256i* w, const ActQ8* a, int64_t a_stride, i
 template <int kT, int kH, Form F>
 inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride, int h,
                        const __m256i (*isum)[kT], __m256 (*acc)[kT]) {
+  constexpr bool kOffsets = F.shift < 0 && !F.signed_q;  // neither folded into the sums nor none
   for (int t = 0; t < kT; ++t) {
     const ActQ8& x = ab[t * a_stride];
     const __m256 d = _mm256_set1_ps(x.d);
@@ -345,11 +346,9 @@ inline void add_scaled(const StripBlock& sb, const ActQ8* ab, int64_t a_stride, 
       const int r = 8 * k;
       const __m256 sd = _mm256_mul_ps(_mm256_load_ps(sb.scale[h] + r), d);
       __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[k][t]), sd, acc[k][t]);
-      if constexpr (F.shift >= 0 || F.signed_q)
-        ;  // no offsets: folded into the sums, or none
-      else if constexpr (F.split)
+      if constexpr (kOffsets && F.split)
         v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[h] + r), _mm256_set1_ps(x.s[h]), v);
-      else
+      else if constexpr (kOffsets)
         v = _mm256_fmadd_ps(_mm256_load_ps(sb.offset[0] + r), _mm256_set1_ps(x.sum), v);
       acc[k][t] = v;
     }

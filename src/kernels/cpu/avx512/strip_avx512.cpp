@@ -364,12 +364,38 @@ struct Form {
   int shift;
 };
 
+// Where integer sum h of a block starts for token x: the whole block's (h = 0) or, for split
+// types, each half's own.
+template <Form F>
+inline __m512i block_start(const ActQ8& x, int h) {
+  return sum_start<F.shift>(F.split ? x.ns[h] : x.nsum);
+}
+
+// acc += one block's integer sums of 16 rows (i1: a split type's second half) times weight ×
+// activation scale, plus the offsets times the activation sums for types that keep offsets.
+template <Form F>
+inline void add_block(__m512i i0, __m512i i1, const StripBlock& sb, const ActQ8& x, __m512& acc) {
+  const __m512 d = _mm512_set1_ps(x.d), sc0 = _mm512_load_ps(sb.scale[0]);
+  if constexpr (F.split) {  // d·(i0·sc0 + i1·sc1): one multiply less than scaling each half
+    const __m512 both = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_load_ps(sb.scale[1]),
+                                        _mm512_mul_ps(_mm512_cvtepi32_ps(i0), sc0));
+    acc = _mm512_fmadd_ps(both, d, acc);
+  } else {
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_mul_ps(sc0, d), acc);
+  }
+  if constexpr (F.shift < 0 && F.split) {
+    acc = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[0]), _mm512_set1_ps(x.s[0]), acc);
+    acc = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[1]), _mm512_set1_ps(x.s[1]), acc);
+  } else if constexpr (F.shift < 0) {
+    acc = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[0]), _mm512_set1_ps(x.sum), acc);
+  }
+}
+
 // kT tokens × 16 rows over all nb blocks. One integer chain per token and half-scale: the kT
 // chains are independent, so their latency hides behind one another.
 template <int kT, Form F>
 void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
                int64_t ldy, int nr, const LineRange& pf, bool accumulate) {
-  constexpr bool kOffsets = F.shift < 0;
   const __mmask16 m = static_cast<__mmask16>((1u << nr) - 1);
   __m512 acc[kT];
   for (int t = 0; t < kT; ++t)
@@ -380,32 +406,13 @@ void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
     const ActQ8* ab = a + b;
     __m512i i0[kT], i1[kT];
     for (int t = 0; t < kT; ++t) {
-      const ActQ8& x = ab[t * a_stride];
-      i0[t] = sum_start<F.shift>(F.split ? x.ns[0] : x.nsum);
-      i1[t] = sum_start<F.shift>(x.ns[1]);
+      i0[t] = block_start<F>(ab[t * a_stride], 0);
+      i1[t] = F.split ? block_start<F>(ab[t * a_stride], 1) : _mm512_setzero_si512();
     }
     const StripBlock* one[1] = {&sb};
     half_dots<kT, 1>(one, 0, ab, a_stride, &i0);
     half_dots<kT, 1>(one, 1, ab, a_stride, F.split ? &i1 : &i0);
-    const __m512 sc0 = _mm512_load_ps(sb.scale[0]);
-    for (int t = 0; t < kT; ++t) {
-      const ActQ8& x = ab[t * a_stride];
-      const __m512 d = _mm512_set1_ps(x.d);
-      if constexpr (F.split) {  // d·(i0·sc0 + i1·sc1): one multiply less than scaling each half
-        const __m512 sc1 = _mm512_load_ps(sb.scale[1]);
-        const __m512 both = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), sc1,
-                                            _mm512_mul_ps(_mm512_cvtepi32_ps(i0[t]), sc0));
-        acc[t] = _mm512_fmadd_ps(both, d, acc[t]);
-      } else {
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(sc0, d), acc[t]);
-      }
-      if constexpr (kOffsets && F.split) {
-        acc[t] = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[0]), _mm512_set1_ps(x.s[0]), acc[t]);
-        acc[t] = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[1]), _mm512_set1_ps(x.s[1]), acc[t]);
-      } else if constexpr (kOffsets) {
-        acc[t] = _mm512_fmadd_ps(_mm512_load_ps(sb.offset[0]), _mm512_set1_ps(x.sum), acc[t]);
-      }
-    }
+    for (int t = 0; t < kT; ++t) add_block<F>(i0[t], i1[t], sb, ab[t * a_stride], acc[t]);
   }
   for (int t = 0; t < kT; ++t) _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
 }
@@ -415,7 +422,6 @@ void gemm_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
 template <int kT, Form F>
 void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride, float* y,
                int64_t ldy, int nr, const LineRange& pf, bool accumulate, int64_t stride) {
-  constexpr bool kOffsets = F.shift < 0;
   const __mmask16 m = static_cast<__mmask16>((1u << (nr - kStripRows)) - 1);
   __m512 acc[2][kT];
   for (int t = 0; t < kT; ++t) {
@@ -429,37 +435,15 @@ void pair_tile(const StripBlock* s, int64_t nb, const ActQ8* a, int64_t a_stride
     const ActQ8* ab = a + b;
     __m512i isum[2][kT], isum1[2][kT];  // isum1: a split type's second half
     for (int t = 0; t < kT; ++t) {
-      const ActQ8& x = ab[t * a_stride];
-      isum[0][t] = isum[1][t] = sum_start<F.shift>(F.split ? x.ns[0] : x.nsum);
-      if constexpr (F.split) isum1[0][t] = isum1[1][t] = sum_start<F.shift>(x.ns[1]);
+      isum[0][t] = isum[1][t] = block_start<F>(ab[t * a_stride], 0);
+      isum1[0][t] = isum1[1][t] =
+          F.split ? block_start<F>(ab[t * a_stride], 1) : _mm512_setzero_si512();
     }
     half_dots<kT, 2>(sb, 0, ab, a_stride, isum);
     half_dots<kT, 2>(sb, 1, ab, a_stride, F.split ? isum1 : isum);
-    for (int t = 0; t < kT; ++t) {
-      const ActQ8& x = ab[t * a_stride];
-      const __m512 d = _mm512_set1_ps(x.d);
-      for (int j = 0; j < 2; ++j) {
-        const __m512 sc0 = _mm512_load_ps(sb[j]->scale[0]);
-        if constexpr (F.split) {
-          const __m512 both =
-              _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum1[j][t]), _mm512_load_ps(sb[j]->scale[1]),
-                              _mm512_mul_ps(_mm512_cvtepi32_ps(isum[j][t]), sc0));
-          acc[j][t] = _mm512_fmadd_ps(both, d, acc[j][t]);
-        } else {
-          acc[j][t] =
-              _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j][t]), _mm512_mul_ps(sc0, d), acc[j][t]);
-        }
-        if constexpr (kOffsets && F.split) {
-          acc[j][t] =
-              _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[0]), _mm512_set1_ps(x.s[0]), acc[j][t]);
-          acc[j][t] =
-              _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[1]), _mm512_set1_ps(x.s[1]), acc[j][t]);
-        } else if constexpr (kOffsets) {
-          acc[j][t] =
-              _mm512_fmadd_ps(_mm512_load_ps(sb[j]->offset[0]), _mm512_set1_ps(x.sum), acc[j][t]);
-        }
-      }
-    }
+    for (int t = 0; t < kT; ++t)
+      for (int j = 0; j < 2; ++j)
+        add_block<F>(isum[j][t], isum1[j][t], *sb[j], ab[t * a_stride], acc[j][t]);
   }
   for (int t = 0; t < kT; ++t) {
     _mm512_storeu_ps(y + t * ldy, acc[0][t]);
