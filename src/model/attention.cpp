@@ -29,10 +29,11 @@ struct KvLookup {
 
 // The query heads of one entry that share key/value head kvh: softmax(q·kᵀ/√d) v over the
 // visible positions, every key and value read once for the whole group.
+// q: the group's query heads; out: their outputs.
 void attend_group(const ModelConfig& c, const KvLookup& kv, const VecOps& vec, const BatchEntry& e,
-                  int64_t i, int64_t kvh, float* scores, const float** rows, float* out) {
+                  int64_t i, int64_t kvh, const float* q, float* scores, const float** rows,
+                  float* out) {
   const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads, n_ctx = kv.cache.n_ctx();
-  const float* q = kv.ws.q.data() + i * c.q_dim() + kvh * group * hd;
   const int64_t lo = kv.cache.first_visible(e.pos), n_vis = e.pos - lo + 1;
   const float** keys = rows;
   const float** vals = rows + n_ctx;
@@ -47,38 +48,56 @@ void attend_group(const ModelConfig& c, const KvLookup& kv, const VecOps& vec, c
   vec.wsum_group(scores, n_ctx, g, vals, n_vis, hd, out);
 }
 
+// Projections: q (m, n_heads·hd) of the output entries, k and v (n, kv_dim) of all, RoPE'd.
+void project_qkv(const ModelConfig& c, const LayerWeights& w, const BatchEntry* batch, int64_t n,
+                 OutputRows out, Workspace& ws, const ForwardContext& ctx) {
+  if (!out.rows) {
+    const Matrix* wqkv[] = {&w.wq, &w.wk, &w.wv};
+    float* qkv[] = {ws.q.data(), ws.k.data(), ws.v.data()};
+    ctx.backend.matmul_multi(wqkv, qkv, 3, ws.xn.data(), n, ctx.pool);
+  } else {
+    const Matrix* wkv[] = {&w.wk, &w.wv};
+    float* kv[] = {ws.k.data(), ws.v.data()};
+    ctx.backend.matmul_multi(wkv, kv, 2, ws.xn.data(), n, ctx.pool);
+    const int64_t dim = c.dim;  // the output entries' inputs move to the front (rows[j] ≥ j)
+    for (int64_t j = 0; j < out.m; ++j)
+      if (out.rows[j] != j)
+        std::copy_n(ws.xn.data() + out.rows[j] * dim, dim, ws.xn.data() + j * dim);
+    if (out.m > 0) ctx.backend.matmul(w.wq, ws.xn.data(), out.m, ws.q.data(), ctx.pool);
+  }
+  ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {  // key i; query row i (m ≤ n) of entry out.entry(i)
+      ops::rope(ws.k.data() + i * c.kv_dim(), c.n_kv_heads, c.head_dim, batch[i].pos,
+                ws.inv_freq.data());
+      if (i < out.m)
+        ops::rope(ws.q.data() + i * c.q_dim(), c.n_heads, c.head_dim, batch[out.entry(i)].pos,
+                  ws.inv_freq.data());
+    }
+  });
+}
+
 }  // namespace
 
 void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
-                     const BatchEntry* batch, int64_t n, Workspace& ws, KvCache& cache,
-                     const ForwardContext& ctx) {
-  // Projections: q (n, n_heads·hd), k and v (n, kv_dim).
-  const Matrix* wqkv[] = {&w.wq, &w.wk, &w.wv};
-  float* qkv[] = {ws.q.data(), ws.k.data(), ws.v.data()};
-  ctx.backend.matmul_multi(wqkv, qkv, 3, ws.xn.data(), n, ctx.pool);
-  ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      ops::rope(ws.q.data() + i * c.q_dim(), c.n_heads, c.head_dim, batch[i].pos,
-                ws.inv_freq.data());
-      ops::rope(ws.k.data() + i * c.kv_dim(), c.n_kv_heads, c.head_dim, batch[i].pos,
-                ws.inv_freq.data());
-    }
-  });
+                     const BatchEntry* batch, int64_t n, OutputRows out, Workspace& ws,
+                     KvCache& cache, const ForwardContext& ctx) {
+  project_qkv(c, w, batch, n, out, ws, ctx);
 
-  // Every (entry, key/value head) pair is independent.
+  // Every (output entry, key/value head) pair is independent.
   const KvLookup kv{ws, cache, layer, c.kv_dim()};
-  const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads;
+  const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads, m = out.m;
   const VecOps vec = ctx.backend.vec_ops();
   // In pre-fill an entry's cost grows with its position, so consecutive task numbers alternate
-  // between the batch's first and last entries: each thread's range gets an even share.
-  ctx.pool.parallel_for(n * c.n_kv_heads, [&](int t, int64_t b, int64_t e) {
+  // between the first and last output entries: each thread's range gets an even share.
+  ctx.pool.parallel_for(m * c.n_kv_heads, [&](int t, int64_t b, int64_t e) {
     float* scores = ws.scores.data() + t * group * n_ctx;
     const float** rows = ws.kv_rows.data() + t * 2 * n_ctx;
     for (int64_t ih = b; ih < e; ++ih) {
       const int64_t k = ih / c.n_kv_heads, kvh = ih % c.n_kv_heads;
-      const int64_t i = k % 2 ? n - 1 - k / 2 : k / 2;
-      attend_group(c, kv, vec, batch[i], i, kvh, scores, rows,
-                   ws.att.data() + i * c.q_dim() + kvh * group * c.head_dim);
+      const int64_t j = k % 2 ? m - 1 - k / 2 : k / 2, i = out.entry(j);
+      const int64_t head = j * c.q_dim() + kvh * group * c.head_dim;
+      attend_group(c, kv, vec, batch[i], i, kvh, ws.q.data() + head, scores, rows,
+                   ws.att.data() + head);
     }
   });
 
@@ -90,7 +109,7 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
     std::copy_n(ws.v.data() + i * c.kv_dim(), c.kv_dim(), cache.value(e.seq, layer, e.pos));
   }
 
-  ctx.backend.matmul(w.wo, ws.att.data(), n, ws.proj.data(), ctx.pool);
+  if (m > 0) ctx.backend.matmul(w.wo, ws.att.data(), m, ws.proj.data(), ctx.pool);
 }
 
 }  // namespace smoe

@@ -13,9 +13,19 @@
 
 namespace smoe {
 
-// ws.xn (n, dim) → ws.proj (n, dim). Also stores the batch's keys and values in the cache.
+// Which batch entries need a block's output: all n (rows null), or the m entries rows[0 .. m),
+// in increasing order.
+struct OutputRows {
+  const int64_t* rows = nullptr;
+  int64_t m = 0;
+  int64_t entry(int64_t j) const { return rows ? rows[j] : j; }
+};
+
+// ws.xn (n, dim) → ws.proj (m, dim): the attention output of the entries `out` names, row j for
+// out.entry(j). Keys and values of all n entries join the cache either way. May overwrite
+// ws.xn's rows with those of the output entries.
 void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
-                     const BatchEntry* batch, int64_t n, Workspace& ws, KvCache& cache,
-                     const ForwardContext& ctx);
+                     const BatchEntry* batch, int64_t n, OutputRows out, Workspace& ws,
+                     KvCache& cache, const ForwardContext& ctx);
 
 }  // namespace smoe

@@ -68,41 +68,60 @@ void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, fl
     row_to_f32(w_.tok_embeddings.dtype, w_.tok_embeddings.row(batch[i].token),
                ws_.x.data() + i * dim, dim);
 
-  // Row-wise steps split over the threads: xn = RMSNorm(x); x += proj.
-  const auto norm = [&](const float* w) {
+  // Row-wise steps over the first n rows, split over the threads: xn = RMSNorm(x); x += proj.
+  const auto norm = [&](const float* w, int64_t n) {
     ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, w, dim, cfg_.norm_eps);
     });
   };
-  const auto residual = [&] {
+  const auto residual = [&](int64_t n) {
     ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
       ops::axpy(ws_.x.data() + b * dim, 1.0f, ws_.proj.data() + b * dim, (e - b) * dim);
     });
   };
-  for (int l = 0; l < static_cast<int>(cfg_.n_layers); ++l) {
+
+  // The last layer's output matters only at the entries that want logits (the keys and values of
+  // all entries still join the cache), unless an observer follows every entry's routing.
+  int64_t n_out = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (batch[i].logits) ws_.out_rows[n_out++] = i;
+  const bool trim = !ctx.observer && n_out < n;
+
+  const int n_layers = static_cast<int>(cfg_.n_layers);
+  for (int l = 0; l < n_layers; ++l) {
     const LayerWeights& lw = w_.layers[l];
-    // x = x + Attention(RMSNorm(x))
-    norm(lw.attn_norm);
-    attention_block(cfg_, lw, l, batch, n, ws_, cache, ctx);
-    residual();
+    const OutputRows out =
+        trim && l == n_layers - 1 ? OutputRows{ws_.out_rows.data(), n_out} : OutputRows{nullptr, n};
+    // x = x + Attention(RMSNorm(x)), at the output entries
+    norm(lw.attn_norm, n);
+    attention_block(cfg_, lw, l, batch, n, out, ws_, cache, ctx);
+    if (out.m == 0) continue;  // no entry wants logits: the keys and values were all
+    if (out.rows) keep_rows(out);
+    residual(out.m);
     // x = x + MoE(RMSNorm(x))
-    norm(lw.ffn_norm);
-    ffn_block(cfg_, lw, l, n, ws_, ctx);
-    residual();
+    norm(lw.ffn_norm, out.m);
+    ffn_block(cfg_, lw, l, out.m, ws_, ctx);
+    residual(out.m);
   }
 
   for (int64_t i = 0; i < n; ++i) cache.set_len(batch[i].seq, batch[i].pos + 1);
 
   // logits (n_out, vocab) = LM head(RMSNorm(x)) of the entries that asked for them
-  int64_t n_out = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (!batch[i].logits) continue;
-    ops::rmsnorm(ws_.xn.data() + n_out * dim, ws_.x.data() + i * dim, w_.output_norm, dim,
+  for (int64_t j = 0; j < n_out; ++j) {
+    const int64_t row = trim ? j : ws_.out_rows[j];
+    ops::rmsnorm(ws_.xn.data() + j * dim, ws_.x.data() + row * dim, w_.output_norm, dim,
                  cfg_.norm_eps);
-    ++n_out;
   }
   if (n_out > 0) ctx.backend.matmul(w_.output, ws_.xn.data(), n_out, logits, ctx.pool);
+}
+
+// The residual stream keeps only the output entries' rows, moved to the front (rows[j] ≥ j).
+void Transformer::keep_rows(OutputRows out) {
+  const int64_t dim = cfg_.dim;
+  for (int64_t j = 0; j < out.m; ++j)
+    if (out.rows[j] != j)
+      std::copy_n(ws_.x.data() + out.rows[j] * dim, dim, ws_.x.data() + j * dim);
 }
 
 }  // namespace smoe

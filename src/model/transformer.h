@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "model/attention.h"
 #include "model/batch.h"
 #include "model/config.h"
 #include "model/forward_context.h"
@@ -23,17 +24,18 @@ class Transformer {
 
   // Checks the batch against the cache (token ids in range; each sequence's entries at
   // consecutive positions starting at its current length; within the context), of any length.
-  // Throws
-  // smoe::Error describing the first problem; changes nothing then.
+  // Throws smoe::Error describing the first problem; changes nothing then.
   void check_batch(const BatchEntry* batch, int64_t n, const KvCache& cache) const;
 
   // Runs a checked batch of at most max_batch() entries. Writes the logits of the entries with
-  // `logits` set to `logits` (n_out, vocab), in batch order, and advances the sequences.
+  // `logits` set to `logits` (n_out, vocab), in batch order, and advances the sequences. The last
+  // layer runs past its attention only for those entries (all of them under an observer).
   void forward(const BatchEntry* batch, int64_t n, KvCache& cache, float* logits,
                const ForwardContext& ctx);
 
  private:
   void index_sequences(const BatchEntry* batch, int64_t n, const KvCache& cache);
+  void keep_rows(OutputRows out);
 
   const ModelConfig& cfg_;
   const ModelWeights& w_;

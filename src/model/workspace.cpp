@@ -25,7 +25,8 @@ Workspace::Workspace(const ModelConfig& c, int64_t b, int64_t n_ctx, int n_threa
       h3(b * c.hidden_dim),
       ye(b * c.dim),
       seq_start(b),
-      seq_rows(b) {
+      seq_rows(b),
+      out_rows(b) {
   for (int64_t i = 0; i < c.head_dim / 2; ++i)
     inv_freq[i] = static_cast<float>(
         std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / c.head_dim));

@@ -40,6 +40,7 @@ struct Workspace {
   std::vector<int64_t> seq_first;  // (max_seqs) first batch-row slot in seq_rows, -1 if absent
   std::vector<int64_t> seq_rows;   // (batch)
   std::vector<int64_t> seq_count;  // (max_seqs)
+  std::vector<int64_t> out_rows;   // (batch) entries that want logits, in batch order
 };
 
 }  // namespace smoe

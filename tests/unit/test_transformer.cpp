@@ -1,5 +1,6 @@
 // The forward pass's invariants: cached decode = full recompute, any pre-fill chunking (also
-// after a rolling buffer wrapped), batching of several sequences, every naming scheme.
+// after a rolling buffer wrapped), batching of several sequences, every naming scheme, logits of
+// only some entries.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -143,6 +144,69 @@ TEST(Transformer, BatchedSequencesMatchSolo) {
                                lg.begin() + (i + 1) * c.vocab_size);
   }
   for (int s = 0; s < 3; ++s) expect_close(got[s], solo[s], 1e-5f);
+}
+
+// Counts the routing reports per layer.
+struct CountingObserver : ForwardObserver {
+  std::vector<int64_t> per_layer;
+  void on_routing(int layer, int64_t, const int32_t*, const float*, int) override {
+    if (per_layer.size() <= static_cast<size_t>(layer)) per_layer.resize(layer + 1);
+    ++per_layer[layer];
+  }
+};
+
+// Pre-fill that wants the logits of only some entries (or none) runs the last layer past its
+// attention for those alone: their logits, and everything decoded after (the cache still holds
+// every entry's keys and values), equal those of a pass that computes all logits.
+TEST(Transformer, LogitsOfSomeEntriesMatchThoseOfAllAndKeepTheCacheWhole) {
+  for (const ModelConfig& c : {tiny_mixtral(), tiny_mistral(4)}) {  // 4: the window wraps
+    const std::vector<std::vector<int32_t>> seqs = {prompt(13, 50, 4), prompt(9, 50, 5)};
+    const int64_t v = c.vocab_size;
+    std::vector<float> lg(128 * v);
+    // Step 0: both prompts in one batch, logits wanted at `want`; steps 1, 2: no logits, then all.
+    auto run = [&](bool all) {
+      Runner r(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf, 2);
+      std::vector<float> out;
+      std::vector<size_t> next(2, 0);
+      for (int step = 0; step < 3; ++step) {
+        std::vector<BatchEntry> b;
+        for (int s = 0; s < 2; ++s)
+          for (int k = 0; k < (step == 0 ? 6 : 1); ++k, ++next[s]) {
+            const bool want = step == 2 || (step == 0 && (k == 5 || (s == 0 && k == 2)));
+            b.push_back({seqs[s][next[s]], static_cast<int64_t>(next[s]), s, all || want});
+          }
+        r.tf.check_batch(b.data(), static_cast<int64_t>(b.size()), r.cache);
+        r.tf.forward(b.data(), static_cast<int64_t>(b.size()), r.cache, lg.data(),
+                     {*r.backend, r.pool, nullptr});
+        int64_t j = 0;
+        for (size_t i = 0; i < b.size(); ++i) {
+          if (!b[i].logits) continue;
+          const bool want = step == 2 || (step == 0 && (i == 2 || i == 5 || i == 11));
+          if (want) out.insert(out.end(), lg.begin() + j * v, lg.begin() + (j + 1) * v);
+          ++j;
+        }
+      }
+      return out;
+    };
+    const auto some = run(false), all = run(true);
+    EXPECT_EQ(some.size(), static_cast<size_t>(5 * v));
+    expect_close(some, all, 1e-5f);
+  }
+}
+
+TEST(Transformer, AnObserverSeesEveryEntryRoutedInEveryLayer) {
+  const ModelConfig c = tiny_mixtral();
+  Runner r(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf);
+  const auto ids = prompt(7, 50);
+  std::vector<BatchEntry> b;
+  for (int i = 0; i < 7; ++i) b.push_back({ids[i], i, 0, i == 6});
+  std::vector<float> lg(c.vocab_size);
+  CountingObserver obs;
+  r.tf.forward(b.data(), 7, r.cache, lg.data(), {*r.backend, r.pool, &obs});
+  EXPECT_EQ(obs.per_layer, std::vector<int64_t>(static_cast<size_t>(c.n_layers), 7));
+  Runner all(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf);
+  const auto ref = all.run(ids, 7);
+  expect_close(lg, std::vector<float>(ref.end() - c.vocab_size, ref.end()), 1e-5f);
 }
 
 TEST(Transformer, EveryNamingSchemeAndExpertLayoutGivesTheSameLogits) {
