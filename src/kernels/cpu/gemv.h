@@ -41,10 +41,10 @@ struct TokenRange {
 struct GemvKernels {
   const char* isa;
   GemvFn q4_0, q8_0;
-  // Where each kernel wins over the other paths on its instruction set, as measured with
-  // bench/bench_kernels.cpp: with AVX-512 up to 2 tokens for Q4_0 and 2 to 4 for Q8_0 (whose
-  // repack costs more; one Q8_0 token is faster with the per-row dot product); with AVX2 1 to 2
-  // tokens of both, the strip GEMM taking over from 3.
+  // Where each kernel wins over the other paths on its instruction set: with AVX-512 up to 4
+  // tokens for Q4_0 (3 and 4 through four-row tiles, measured on matrices read from memory) and
+  // 2 to 4 for Q8_0 (one Q8_0 token is faster with the per-row dot product); with AVX2 1 to 2
+  // tokens of both, the strip GEMM taking over from 3 (bench/bench_kernels.cpp).
   TokenRange q4_0_tokens, q8_0_tokens;
   // The kernel for w and n tokens, or null where it has none or another path is faster. The
   // AVX-512 kernels take 16 blocks (512 columns) per step, the AVX2 ones 8; rows come in whole

@@ -118,14 +118,117 @@ void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a
                         static_cast<float>(P::kC) * _mm512_reduce_add_ps(off[t]);
 }
 
-template <class P>
+// The scales of blocks j .. j + 15 of four rows (dw[r]) rearranged so that lane 4i + r of out[q]
+// is block j + 4q + i of row r: the layout of quad_tile's integer sums.
+inline void scales_by_block(const __m512* dw, __m512* out) {
+  const __m512 lo01 = _mm512_unpacklo_ps(dw[0], dw[1]), hi01 = _mm512_unpackhi_ps(dw[0], dw[1]);
+  const __m512 lo23 = _mm512_unpacklo_ps(dw[2], dw[3]), hi23 = _mm512_unpackhi_ps(dw[2], dw[3]);
+  const auto pd = [](__m512 v) { return _mm512_castps_pd(v); };
+  __m512 e[4];  // e[i], 128-bit lane l: rows 0-3 of block j + 4l + i
+  e[0] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(lo01), pd(lo23)));
+  e[1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(lo01), pd(lo23)));
+  e[2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(hi01), pd(hi23)));
+  e[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(hi01), pd(hi23)));
+  // 4 × 4 transpose of 128-bit lanes: out[q] lane i = e[i] lane q.
+  const __m512 t0 = _mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 t1 = _mm512_shuffle_f32x4(e[2], e[3], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 t2 = _mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 t3 = _mm512_shuffle_f32x4(e[2], e[3], _MM_SHUFFLE(3, 2, 3, 2));
+  out[0] = _mm512_shuffle_f32x4(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
+  out[1] = _mm512_shuffle_f32x4(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+  out[2] = _mm512_shuffle_f32x4(t2, t3, _MM_SHUFFLE(2, 0, 2, 0));
+  out[3] = _mm512_shuffle_f32x4(t2, t3, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+// Sums of the 16-byte pieces of one token's vpdpbusd with four rows (v[r]: 16 lanes, 4 per
+// piece): lane 4l + r = row r's sum over piece l.
+inline __m512i piece_sums(const __m512i* v) {
+  const __m512i s01 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+  const __m512i s23 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+}
+
+// Lanes 4r .. 4r + 3 summed: the four rows' totals in the low 128 bits.
+inline __m128 row_totals(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castps512_ps128(v);
+}
+
+// Four rows (`stride` bytes apart) × kN tokens. Each vpdpbusd of a row's 64 bytes with a token's
+// leaves 4 partial sums per 16 columns; unpacks and adds gather those of the four rows into one
+// register per 128 columns whose lanes are (block, row), so that one conversion and one scaling
+// cover 16 block sums instead of row_tile's 2.
+template <class P, int kN>
+void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, const GemvActs& a,
+               int t0, float* y, int64_t ldy) {
+  alignas(64) static constexpr std::array<std::array<int32_t, 16>, 4> kBlockOf = [] {
+    std::array<std::array<int32_t, 16>, 4> idx{};  // lane 4i + r of group q → block 4q + i
+    for (int q = 0; q < 4; ++q)
+      for (int l = 0; l < 16; ++l) idx[q][l] = 4 * q + l / 4;
+    return idx;
+  }();
+  __m512 acc[kN], off[kN];
+  for (int t = 0; t < kN; ++t) acc[t] = off[t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < nb; j += 16) {
+    const std::byte* base = row + j * P::kBytes;
+    __m512 dq[4];
+    {
+      __m512 dw[4];
+      for (int r = 0; r < 4; ++r) dw[r] = pair.scales(base + r * stride);
+      scales_by_block(dw, dq);
+    }
+    for (int q = 0; q < 4; ++q) {  // blocks j + 4q .. j + 4q + 3: two pairs of blocks
+      const __m512i idx = _mm512_load_si512(kBlockOf[q].data());
+      __m512i u[2][4];
+      for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < 4; ++r)
+          u[h][r] = pair.load(base + r * stride + (4 * q + 2 * h) * P::kBytes);
+      for (int t = 0; t < kN; ++t) {
+        const int8_t* x = a.qs + (t0 + t) * a.q_stride + (j + 4 * q) * 32;
+        __m512i g[2];  // lanes 4l + r: l = 0, 1 block 4q + 2h, l = 2, 3 the next
+        for (int h = 0; h < 2; ++h) {
+          const __m512i xv = _mm512_loadu_si512(x + 64 * h);
+          __m512i v[4];
+          for (int r = 0; r < 4; ++r)
+            v[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[h][r], xv);
+          g[h] = piece_sums(v);
+        }
+        const __m512i sums =
+            _mm512_add_epi32(_mm512_shuffle_i32x4(g[0], g[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_i32x4(g[0], g[1], _MM_SHUFFLE(3, 1, 3, 1)));
+        const int64_t at = (t0 + t) * a.b_stride + j;
+        const __m512 d = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(a.d + at));
+        const __m512 sum = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(a.sum + at));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dq[q], d), acc[t]);
+        off[t] = _mm512_fmadd_ps(dq[q], sum, off[t]);
+      }
+    }
+  }
+  const __m128 c = _mm_set1_ps(static_cast<float>(P::kC));
+  for (int t = 0; t < kN; ++t)
+    _mm_storeu_ps(y + (t0 + t) * ldy, _mm_fnmadd_ps(c, row_totals(off[t]), row_totals(acc[t])));
+}
+
+// Row by row (row_tile), up to 4 tokens per pass while the row stays in L1; with kQuads, 3 and 4
+// tokens go four rows at a time (quad_tile): measured from memory on 14336 × 4096 matrices that
+// reads Q4_0 at 2.1–2.5× (3 tokens) and 1.3× (4 tokens) the rate of the strip GEMM, while for
+// Q8_0 it measured no faster than its rows.
+template <class P, bool kQuads>
 void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
   using Tile = void (*)(const P&, const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
   static constexpr std::array<Tile, 4> kTiles = {row_tile<P, 1>, row_tile<P, 2>, row_tile<P, 3>,
                                                  row_tile<P, 4>};
   const P pair;
   const int64_t nb = w.cols / 32;
-  for (int64_t r = r0; r < r1; ++r)  // up to 4 tokens per pass; the row stays in L1 between
+  int64_t r = r0;
+  if (kQuads && a.n >= 3) {
+    const auto quad = a.n == 3 ? quad_tile<P, 3> : quad_tile<P, 4>;
+    for (; r + 4 <= r1; r += 4) quad(pair, w.row(r), w.row_bytes, nb, a, 0, y + r, ldy);
+  }
+  for (; r < r1; ++r)  // up to 4 tokens per pass; the row stays in L1 between
     for (int t0 = 0; t0 < a.n; t0 += 4)
       kTiles[static_cast<size_t>(std::min(4, a.n - t0) - 1)](pair, w.row(r), nb, a, t0, y + r, ldy);
 }
@@ -133,7 +236,7 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 }  // namespace
 
 const GemvKernels& gemv_kernels_avx512() {
-  static const GemvKernels k{"avx512", gemv<Q4_0Pair>, gemv<Q8_0Pair>, {1, 2}, {2, 4}};
+  static const GemvKernels k{"avx512", gemv<Q4_0Pair, true>, gemv<Q8_0Pair, false>, {1, 4}, {2, 4}};
   return k;
 }
 
