@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 namespace smoe {
 namespace {
 constexpr int kSpinIterations = 1 << 15;  // 0.3–1 ms of pause instructions
@@ -76,6 +78,23 @@ void ThreadPool::parallel_for(int64_t n, FunctionRef<void(int, int64_t, int64_t)
   run_on_all([&](int t) {
     if (t >= nt) return;
     fn(t, n * t / nt, n * (t + 1) / nt);
+  });
+}
+
+void ThreadPool::parallel_for_dynamic(int64_t n, int per_thread,
+                                      FunctionRef<void(int, int64_t, int64_t)> fn) {
+  if (n <= 0) return;
+  const int64_t chunks =
+      std::min<int64_t>(n, static_cast<int64_t>(n_threads_) * std::max(1, per_thread));
+  if (n_threads_ == 1 || chunks == 1) {
+    fn(0, 0, n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  run_on_all([&](int t) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(t, n * c / chunks, n * (c + 1) / chunks);
   });
 }
 

@@ -28,6 +28,10 @@ class ThreadPool {
   // fn(thread_index, begin, end) over an even split of [0, n) into min(n, size()) contiguous
   // parts; thread_index < size(). Not re-entrant: call from one thread at a time.
   void parallel_for(int64_t n, FunctionRef<void(int, int64_t, int64_t)> fn);
+  // fn(thread_index, begin, end) over [0, n) cut into about size()·per_thread contiguous chunks
+  // that the threads claim in order as they finish the previous ones, so that a thread slowed
+  // down (by memory, by another process) takes fewer. A thread may get several chunks.
+  void parallel_for_dynamic(int64_t n, int per_thread, FunctionRef<void(int, int64_t, int64_t)> fn);
   // fn(thread_index) on every thread.
   void run_on_all(FunctionRef<void(int)> fn);
 

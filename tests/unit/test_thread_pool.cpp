@@ -23,6 +23,27 @@ TEST(ThreadPool, CoversEveryIndexExactlyOnceAcrossManyJobs) {
   }
 }
 
+TEST(ThreadPool, DynamicChunksCoverEveryIndexExactlyOnce) {
+  for (int threads : {1, 2, 3})
+    for (int per_thread : {1, 4, 16}) {
+      ThreadPool pool(threads);
+      for (int64_t n : {0, 1, 5, 1000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int64_t> calls{0};
+        for (int rep = 0; rep < 50; ++rep)
+          pool.parallel_for_dynamic(n, per_thread, [&](int t, int64_t b, int64_t e) {
+            EXPECT_LT(t, threads);
+            EXPECT_LT(b, e);
+            ++calls;
+            for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+          });
+        for (auto& h : hits) EXPECT_EQ(h.load(), 50);
+        EXPECT_EQ(calls.load(), threads == 1 ? (n > 0 ? 50 : 0)
+                                             : 50 * std::min<int64_t>(n, threads * per_thread));
+      }
+    }
+}
+
 TEST(ThreadPool, UsesExactlyTheRequestedThreads) {
   ThreadPool pool(3);
   std::atomic<int> mask{0};

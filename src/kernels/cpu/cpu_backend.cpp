@@ -9,6 +9,10 @@
 namespace smoe {
 namespace {
 
+// Rows (or strip pairs) of the integer matmuls go to the threads in chunks claimed as they finish:
+// reading weights from memory, one core is often slower than the other for a while.
+constexpr int kChunksPerThread = 8;
+
 // Bytes of one row of vec-dot activations (Q8_0, Q8_1 or Q8_K) for up to `cols` columns.
 size_t qact_row_bytes(int64_t cols) {
   return static_cast<size_t>(cols / 32 + 1) * 37;  // ≥ Q8_1's 36 per 32, Q8_K's 292 per 256
@@ -151,7 +155,7 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
   int64_t total = 0;
   for (int m = 0; m < count; ++m) total += counts[m] = ws[m]->rows;
   const MultiIndex index{counts, count};
-  pool.parallel_for(total, [&](int, int64_t b, int64_t e) {
+  pool.parallel_for_dynamic(total, kChunksPerThread, [&](int, int64_t b, int64_t e) {
     index.for_range(b, e, [&](int m, int64_t r0, int64_t r1) {
       gemv_->for_matrix(*ws[m], n)(*ws[m], r0, r1, acts, ys[m], ws[m]->rows);
     });
@@ -171,7 +175,7 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
   int64_t total = 0;
   for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + kRows - 1) / kRows;
   const MultiIndex index{counts, count};
-  pool.parallel_for(total, [&](int t, int64_t b, int64_t e) {
+  pool.parallel_for_dynamic(total, kChunksPerThread, [&](int t, int64_t b, int64_t e) {
     cpu::StripBlock* strips = strips_[static_cast<size_t>(t)].data();  // two strips of nb blocks
     index.for_range(b, e, [&](int m, int64_t p0, int64_t p1) {
       const Matrix& w = *ws[m];
@@ -214,7 +218,7 @@ void CpuBackend::matmul_vec_dot(const Matrix* const* ws, float* const* ys, int c
       total += counts[m];
     }
     const MultiIndex index{counts, count};
-    pool.parallel_for(total, [&](int, int64_t b, int64_t e) {
+    pool.parallel_for_dynamic(total, kChunksPerThread, [&](int, int64_t b, int64_t e) {
       index.for_range(b, e, [&](int m, int64_t r0, int64_t r1) {
         const Matrix& w = *ws[m];
         const quant::DotFn dot = vd_.dot_for(w.dtype);
