@@ -95,6 +95,10 @@ void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j * P::kBytes;
+    // The same bytes of the next row (it follows this one in memory) towards L1: a second
+    // stream from memory beside this one.
+    for (int o = 0; o < 16 * P::kBytes; o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(base + nb * P::kBytes + o), _MM_HINT_T0);
     const __m512 dw = pair.scales(base);
     __m512 s[kN];
     for (int t = 0; t < kN; ++t) {
