@@ -16,7 +16,7 @@
 
 namespace smoe::cpu {
 
-inline constexpr int kGemvMaxTokens = 4;
+inline constexpr int kGemvMaxTokens = 8;
 
 // Token t's activations: qs + t·q_stride (cols int8 values), d + t·b_stride and
 // sum + t·b_stride (cols/32 floats each).
@@ -41,8 +41,8 @@ struct TokenRange {
 struct GemvKernels {
   const char* isa;
   GemvFn q4_0, q8_0;
-  // Where each kernel wins over the other paths on its instruction set: with AVX-512 up to 4
-  // tokens for Q4_0 (3 and 4 through four-row tiles, measured on matrices read from memory) and
+  // Where each kernel wins over the other paths on its instruction set: with AVX-512 up to 8
+  // tokens for Q4_0 (3 to 8 through four-row tiles, measured on matrices read from memory) and
   // 2 to 4 for Q8_0 (one Q8_0 token is faster with the per-row dot product); with AVX2 1 to 2
   // tokens of both, the strip GEMM taking over from 3 (bench/bench_kernels.cpp).
   TokenRange q4_0_tokens, q8_0_tokens;
