@@ -68,15 +68,15 @@ void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, fl
     row_to_f32(w_.tok_embeddings.dtype, w_.tok_embeddings.row(batch[i].token),
                ws_.x.data() + i * dim, dim);
 
-  // Row-wise steps over the first n rows, split over the threads: xn = RMSNorm(x); x += proj.
-  const auto norm = [&](const float* w, int64_t n) {
-    ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+  // Row-wise steps over the first `rows` rows, split over the threads: xn = RMSNorm(x); x += proj.
+  const auto norm = [&](const float* w, int64_t rows) {
+    ctx.pool.parallel_for(rows, [&](int, int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, w, dim, cfg_.norm_eps);
     });
   };
-  const auto residual = [&](int64_t n) {
-    ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+  const auto residual = [&](int64_t rows) {
+    ctx.pool.parallel_for(rows, [&](int, int64_t b, int64_t e) {
       ops::axpy(ws_.x.data() + b * dim, 1.0f, ws_.proj.data() + b * dim, (e - b) * dim);
     });
   };
@@ -96,7 +96,7 @@ void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, fl
     // x = x + Attention(RMSNorm(x)), at the output entries
     norm(lw.attn_norm, n);
     attention_block(cfg_, lw, l, batch, n, out, ws_, cache, ctx);
-    if (out.m == 0) continue;  // no entry wants logits: the keys and values were all
+    if (out.m == 0) continue;  // no entry wants logits: its keys and values were all it needed
     if (out.rows) keep_rows(out);
     residual(out.m);
     // x = x + MoE(RMSNorm(x))

@@ -233,16 +233,19 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
   const P pair;
   const int64_t nb = w.cols / 32;
   int64_t r = r0;
-  if (kQuads && a.n >= 3) {
-    static constexpr std::array<Quad, 4> kQuad = {quad_tile<P, 1>, quad_tile<P, 2>, quad_tile<P, 3>,
-                                                  quad_tile<P, 4>};
-    const int passes = (a.n + 3) / 4;  // as even as possible: 5 = 3 + 2, 6 = 3 + 3
-    for (; r + 4 <= r1; r += 4)
-      for (int p = 0, t0 = 0; p < passes; ++p) {
-        const int tn = a.n * (p + 1) / passes - t0;
-        kQuad[static_cast<size_t>(tn - 1)](pair, w.row(r), w.row_bytes, nb, a, t0, y + r, ldy);
-        t0 += tn;
-      }
+  if constexpr (kQuads) {
+    if (a.n >= 3) {
+      // Passes as even as possible (5 = 2 + 3, 6 = 3 + 3, 7 = 3 + 4): 2 to 4 tokens each.
+      static constexpr std::array<Quad, 3> kQuad = {quad_tile<P, 2>, quad_tile<P, 3>,
+                                                    quad_tile<P, 4>};
+      const int passes = (a.n + 3) / 4;
+      for (; r + 4 <= r1; r += 4)
+        for (int p = 0, t0 = 0; p < passes; ++p) {
+          const int tn = a.n * (p + 1) / passes - t0;
+          kQuad[static_cast<size_t>(tn - 2)](pair, w.row(r), w.row_bytes, nb, a, t0, y + r, ldy);
+          t0 += tn;
+        }
+    }
   }
   for (; r < r1; ++r)  // up to 4 tokens per pass; the row stays in L1 between
     for (int t0 = 0; t0 < a.n; t0 += 4)
