@@ -85,6 +85,14 @@ struct Q8_0Pair : BlockScales<34> {
   }
 };
 
+// One 16-block step of a row towards L1, at the same columns of a row still to come while this
+// one multiplies: a second stream from memory per core beside the one being read.
+template <class P>
+inline void pull_step(const std::byte* p) {
+  for (int o = 0; o < 16 * P::kBytes; o += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+}
+
 // kN tokens (of the acts at a) with one row.
 template <class P, int kN>
 void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a, int t0, float* y,
@@ -95,10 +103,7 @@ void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j * P::kBytes;
-    // The same bytes of the next row (it follows this one in memory) towards L1: a second
-    // stream from memory beside this one.
-    for (int o = 0; o < 16 * P::kBytes; o += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(base + nb * P::kBytes + o), _MM_HINT_T0);
+    pull_step<P>(base + nb * P::kBytes);  // the next row follows this one in memory
     const __m512 dw = pair.scales(base);
     __m512 s[kN];
     for (int t = 0; t < kN; ++t) {
@@ -178,9 +183,7 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
   for (int t = 0; t < kN; ++t) acc[t] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j * P::kBytes;
-    for (int r = 4; r < 8; ++r)  // the same bytes of the next four rows, as in row_tile
-      for (int o = 0; o < 16 * P::kBytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(base + r * stride + o), _MM_HINT_T0);
+    for (int r = 4; r < 8; ++r) pull_step<P>(base + r * stride);  // the next four rows
     __m512 dq[4];
     {
       __m512 dw[4];
