@@ -45,7 +45,7 @@ Problem make(DType t, int64_t rows, int64_t cols, int n, uint32_t seed) {
 }
 
 TEST(Gemv, ScalarEqualsTheDequantizedDot) {
-  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
     const int64_t rows = 9, cols = 1024, nb = cols / 32;
     const int n = 3;
     const Problem s = make(t, rows, cols, n, 3);
@@ -78,7 +78,11 @@ class GemvSimd : public ::testing::TestWithParam<SimdGemv> {};
 TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
   if (!quant::isa_supported(GetParam().isa))
     GTEST_SKIP() << "this CPU does not run the " << GetParam().name << " kernels";
-  for (DType t : {DType::Q4_0, DType::Q8_0})
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+    if (!GetParam().kernels().for_matrix(Matrix{t, 4, 512, nullptr, 0}, 2)) {
+      EXPECT_EQ(t, DType::Q4_K) << "only Q4_K may lack a kernel";
+      continue;
+    }
     for (int64_t rows : {1, 5, 37})
       for (int64_t cols : {512, 1536})
         for (int n = 1; n <= cpu::kGemvMaxTokens; ++n) {
@@ -92,6 +96,7 @@ TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
                 << dtype_name(t) << " rows " << rows << " cols " << cols << " n " << n << " at "
                 << i;
         }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -104,7 +109,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   const auto& k = cpu::gemv_kernels_avx512();
-  EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_K, 4, 512, nullptr, 0}, 1), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 2), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_K, 4, 512, nullptr, 0}, 1), nullptr);  // dot product
+  EXPECT_NE(k.for_matrix(Matrix{DType::Q4_K, 4, 512, nullptr, 0}, 2), nullptr);
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_0, 4, 480, nullptr, 0}, 1), nullptr);
   EXPECT_NE(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 2), nullptr);
   EXPECT_NE(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 8), nullptr);  // four rows
@@ -116,6 +123,7 @@ TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   EXPECT_NE(k2.for_matrix(Matrix{DType::Q8_0, 4, 4096, nullptr, 0}, 1), nullptr);
   EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 2), nullptr);
   EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 3), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_K, 4, 4096, nullptr, 0}, 2), nullptr);
 }
 
 }  // namespace

@@ -4,9 +4,10 @@
 //
 // Activations come quantized per 32 columns (x ≈ d·q, q int8) in planar form, so that the kernel
 // loads 64 activation bytes at once and 16 block scales at once. Weight types with this path
-// store w = dw·(u − c) with u an unsigned byte and c a constant (Q4_0: u ∈ [0, 15], c = 8; Q8_0:
-// u = q + 128, c = 128), so a row's dot with token t is
-//   Σ_b dw_b·d_b·Σ_j u_bj·q_bj − c·Σ_b dw_b·sum_b,   sum_b = d_b·Σ_j q_bj.
+// store each block of 32 as w = dw·u − mw with u an unsigned byte: Q4_0 u ∈ [0, 15], mw = 8·dw;
+// Q8_0 u = q + 128, mw = 128·dw; Q4_K u the nibble, dw = d·sc and mw = dmin·m of the block's
+// sub-block. So a row's dot with token t is
+//   Σ_b dw_b·d_b·Σ_j u_bj·q_bj − Σ_b mw_b·sum_b,   sum_b = d_b·Σ_j q_bj.
 #pragma once
 
 #include <cstdint>
@@ -40,12 +41,14 @@ struct TokenRange {
 
 struct GemvKernels {
   const char* isa;
-  GemvFn q4_0, q8_0;
+  GemvFn q4_0, q8_0, q4_k;  // q4_k: null where the instruction set has none
   // Where each kernel wins over the other paths on its instruction set: with AVX-512 up to 8
-  // tokens for Q4_0 (3 to 8 through four-row tiles, measured on matrices read from memory) and
-  // 2 to 4 for Q8_0 (one Q8_0 token is faster with the per-row dot product); with AVX2 1 to 2
-  // tokens of both, the strip GEMM taking over from 3 (bench/bench_kernels.cpp).
-  TokenRange q4_0_tokens, q8_0_tokens;
+  // tokens for Q4_0 (3 to 8 through four-row tiles, measured on matrices read from memory), 2 to
+  // 4 for Q8_0 and 2 to 8 for Q4_K (one token is as fast or faster with the per-row dot product;
+  // the strip GEMM's repack of Q4_K from memory cost more than its multiplication for up to 8
+  // tokens); with AVX2 1 to 2 tokens of Q4_0 and Q8_0, the strip GEMM taking over from 3
+  // (bench/bench_kernels.cpp).
+  TokenRange q4_0_tokens, q8_0_tokens, q4_k_tokens;
   // The kernel for w and n tokens, or null where it has none or another path is faster. The
   // AVX-512 kernels take 16 blocks (512 columns) per step, the AVX2 ones 8; rows come in whole
   // 512-column steps for both.
@@ -53,6 +56,7 @@ struct GemvKernels {
     if (w.cols % 512 != 0 || n < 1) return nullptr;
     if (w.dtype == DType::Q4_0) return q4_0_tokens.has(n) ? q4_0 : nullptr;
     if (w.dtype == DType::Q8_0) return q8_0_tokens.has(n) ? q8_0 : nullptr;
+    if (w.dtype == DType::Q4_K) return q4_k_tokens.has(n) ? q4_k : nullptr;
     return nullptr;
   }
 };

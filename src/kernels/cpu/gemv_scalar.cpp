@@ -1,5 +1,6 @@
 // The scalar reference of the small-batch kernels (see gemv.h): per block the integer dot of the
 // unsigned weight bytes with the int8 activations, scaled by dw·d, and the offset term apart.
+// block(row, b, u) unpacks block b of a row into u and returns its dw and mw.
 #include "core/fp16.h"
 #include "kernels/cpu/gemv.h"
 #include "quant/blocks.h"
@@ -7,25 +8,40 @@
 namespace smoe::cpu {
 namespace {
 
-// Unsigned weight bytes u[32] and scale of block b of a row; returns the constant c.
+struct Scales {
+  float dw, mw;
+};
+
 struct Q4_0Unsigned {
-  static constexpr int kC = 8;
-  static float block(const std::byte* row, int64_t b, int32_t* u) {
+  static Scales block(const std::byte* row, int64_t b, int32_t* u) {
     const auto& q = reinterpret_cast<const quant::BlockQ4_0*>(row)[b];
     for (int j = 0; j < 16; ++j) {
       u[j] = q.qs[j] & 0xF;
       u[j + 16] = q.qs[j] >> 4;
     }
-    return f16_to_f32(q.d);
+    const float d = f16_to_f32(q.d);
+    return {d, 8 * d};
   }
 };
 
 struct Q8_0Unsigned {
-  static constexpr int kC = 128;
-  static float block(const std::byte* row, int64_t b, int32_t* u) {
+  static Scales block(const std::byte* row, int64_t b, int32_t* u) {
     const auto& q = reinterpret_cast<const quant::BlockQ8_0*>(row)[b];
     for (int j = 0; j < 32; ++j) u[j] = q.qs[j] + 128;
-    return f16_to_f32(q.d);
+    const float d = f16_to_f32(q.d);
+    return {d, 128 * d};
+  }
+};
+
+// Sub-block s = b mod 8 of super-block b / 8: nibbles of bytes 32·(s / 2) .. + 31, low for even s.
+struct Q4_KUnsigned {
+  static Scales block(const std::byte* row, int64_t b, int32_t* u) {
+    const auto& q = reinterpret_cast<const quant::BlockQ4_K*>(row)[b / 8];
+    const int s = static_cast<int>(b % 8);
+    for (int j = 0; j < 32; ++j) u[j] = (q.qs[32 * (s / 2) + j] >> (4 * (s % 2))) & 0xF;
+    uint8_t sc = 0, m = 0;
+    quant::k4_scale_min(s, q.scales, sc, m);
+    return {f16_to_f32(q.d) * sc, f16_to_f32(q.dmin) * m};
   }
 };
 
@@ -39,21 +55,22 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
       const float *d = a.d + t * a.b_stride, *sum = a.sum + t * a.b_stride;
       float acc = 0, off = 0;
       for (int64_t b = 0; b < nb; ++b) {
-        const float dw = U::block(w.row(r), b, u);
+        const Scales sc = U::block(w.row(r), b, u);
         int32_t isum = 0;
         for (int j = 0; j < 32; ++j) isum += u[j] * q[32 * b + j];
-        acc += static_cast<float>(isum) * (dw * d[b]);
-        off += dw * sum[b];
+        acc += static_cast<float>(isum) * (sc.dw * d[b]);
+        off += sc.mw * sum[b];
       }
-      y[t * ldy + r] = acc - static_cast<float>(U::kC) * off;
+      y[t * ldy + r] = acc - off;
     }
 }
 
 }  // namespace
 
 const GemvKernels& gemv_kernels_scalar() {
-  static const GemvKernels k{
-      "scalar", gemv<Q4_0Unsigned>, gemv<Q8_0Unsigned>, {1, kGemvMaxTokens}, {1, kGemvMaxTokens}};
+  static const GemvKernels k{"scalar",           gemv<Q4_0Unsigned>,  gemv<Q8_0Unsigned>,
+                             gemv<Q4_KUnsigned>, {1, kGemvMaxTokens}, {1, kGemvMaxTokens},
+                             {1, kGemvMaxTokens}};
   return k;
 }
 

@@ -1,5 +1,5 @@
-// AVX-512 VNNI small-batch kernels (see gemv.h). A step covers 16 blocks of a row: one permute
-// per 128 bytes brings their 16 f16 scales, and each pair of blocks is unpacked once into 64
+// AVX-512 VNNI small-batch kernels (see gemv.h). A step covers 16 blocks (512 columns) of a row:
+// their 16 scales come into one register, and each pair of blocks is unpacked once into 64
 // unsigned bytes laid out like the 64 activation bytes of the same columns, so one vpdpbusd per
 // token adds them into 16 int32 lanes (lanes 0-7 block 2p, lanes 8-15 block 2p+1), scaled per lane
 // by dw·d.
@@ -8,11 +8,20 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels/cpu/gemv.h"
 
 namespace smoe::cpu {
 namespace {
+
+// A step's 16 block scales dw (lanes = blocks) and the coefficients mw of the activation sums
+// in the offset term, Σ_b mw_b·sum_b (mw = dw for the types whose constant c is applied at the
+// end).
+struct StepScales {
+  __m512 dw, mw;
+};
 
 // The f16 scales (first 2 bytes) of 16 consecutive blocks of kBytes bytes, without a gather
 // (slow on some cores): the 16·kBytes bytes are read in 128-byte chunks, two 64-byte loads each,
@@ -42,7 +51,10 @@ struct BlockScales {
     return out;
   }
   static constexpr std::array<Chunk, kChunks> kTable = chunks();
-  __m512 scales(const std::byte* base) const {
+  static constexpr int kStep = kTotal;  // bytes of a 16-block step
+  static constexpr bool kMins = false;
+  static constexpr int pair_at(int p) { return 2 * p * kBytes; }
+  StepScales scales(const std::byte* base) const {
     __m512i h = _mm512_setzero_si512();
     for (int c = 0; c < kChunks; ++c) {
       const __m512i lo = _mm512_loadu_si512(base + lo_at(c)),
@@ -51,7 +63,8 @@ struct BlockScales {
       h = _mm512_mask_mov_epi16(
           h, ch.lanes, _mm512_permutex2var_epi16(lo, _mm512_load_si512(ch.idx.data()), hi));
     }
-    return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    return {dw, dw};
   }
 };
 
@@ -85,11 +98,50 @@ struct Q8_0Pair : BlockScales<34> {
   }
 };
 
+// Q4_K (144-byte super-blocks of 256 columns: f16 d and dmin, 12 bytes of 6-bit sub-block scales
+// sc and mins m, 128 bytes of nibbles): w = d·sc_b·u − dmin·m_b for sub-block b of 32 columns.
+// Byte i of the 32 at 32c holds columns 64c + i (low nibble, sub-block 2c) and 64c + 32 + i
+// (high nibble, 2c + 1). A step is two super-blocks.
+struct Q4_KPair {
+  static constexpr int kStep = 2 * 144, kC = 1;
+  static constexpr bool kMins = true;
+  static constexpr int pair_at(int p) { return 144 * (p / 4) + 16 + 32 * (p % 4); }
+  __m512i low4 = _mm512_set1_epi8(0xF);
+  __m512i load(const std::byte* p) const {  // sub-blocks 2c, 2c + 1 from their 32 bytes at p
+    const __m512i q =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFFFF0000u, q, 4), low4);
+  }
+  // The 8 scales (low 8 bytes) and 8 mins (high 8 bytes) of the super-block at p, as bytes.
+  static __m128i scales_mins(const std::byte* p) {
+    uint32_t u[3];
+    std::memcpy(u, p + 4, 12);
+    const uint32_t s_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
+    const uint32_t s_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+    const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+    return _mm_setr_epi32(static_cast<int>(s_lo), static_cast<int>(s_hi), static_cast<int>(m_lo),
+                          static_cast<int>(m_hi));
+  }
+  StepScales scales(const std::byte* base) const {
+    const __m128i a = scales_mins(base), b = scales_mins(base + 144);
+    const auto as_f = [](__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)); };
+    uint32_t h[2];  // d and dmin of each super-block
+    std::memcpy(&h[0], base, 4);
+    std::memcpy(&h[1], base + 144, 4);
+    const __m512 dd = _mm512_castps128_ps512(
+        _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(h[0] | uint64_t{h[1]} << 32))));
+    const __m512i lanes_d = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i lanes_m = _mm512_add_epi32(lanes_d, _mm512_set1_epi32(1));
+    return {_mm512_mul_ps(as_f(_mm_unpacklo_epi64(a, b)), _mm512_permutexvar_ps(lanes_d, dd)),
+            _mm512_mul_ps(as_f(_mm_unpackhi_epi64(a, b)), _mm512_permutexvar_ps(lanes_m, dd))};
+  }
+};
+
 // One 16-block step of a row towards L1, at the same columns of a row still to come while this
 // one multiplies: a second stream from memory per core beside the one being read.
 template <class P>
 inline void pull_step(const std::byte* p) {
-  for (int o = 0; o < 16 * P::kBytes; o += 64)
+  for (int o = 0; o < P::kStep; o += 64)
     _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
 }
 
@@ -102,18 +154,18 @@ void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a
   __m512 acc[kN][2], off[kN];  // two accumulators per token: even and odd pairs (latency)
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
-    const std::byte* base = row + j * P::kBytes;
-    pull_step<P>(base + nb * P::kBytes);  // the next row follows this one in memory
-    const __m512 dw = pair.scales(base);
+    const std::byte* base = row + j / 16 * P::kStep;
+    pull_step<P>(base + nb / 16 * P::kStep);  // the next row follows this one in memory
+    const StepScales sc = pair.scales(base);
     __m512 s[kN];
     for (int t = 0; t < kN; ++t) {
       const int64_t at = (t0 + t) * a.b_stride + j;
-      s[t] = _mm512_mul_ps(dw, _mm512_loadu_ps(a.d + at));
-      off[t] = _mm512_fmadd_ps(dw, _mm512_loadu_ps(a.sum + at), off[t]);
+      s[t] = _mm512_mul_ps(sc.dw, _mm512_loadu_ps(a.d + at));
+      off[t] = _mm512_fmadd_ps(sc.mw, _mm512_loadu_ps(a.sum + at), off[t]);
     }
     __m512i lane_idx = first;  // lanes 0-7 → scale 2p, lanes 8-15 → 2p + 1
     for (int p = 0; p < 8; ++p, lane_idx = _mm512_add_epi32(lane_idx, two)) {
-      const __m512i u = pair.load(base + 2 * p * P::kBytes);
+      const __m512i u = pair.load(base + P::pair_at(p));
       for (int t = 0; t < kN; ++t) {
         const int8_t* q = a.qs + (t0 + t) * a.q_stride + (j + 2 * p) * 32;
         const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(q));
@@ -182,20 +234,24 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
   __m512 acc[kN], off[kN];
   for (int t = 0; t < kN; ++t) acc[t] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
-    const std::byte* base = row + j * P::kBytes;
+    const std::byte* base = row + j / 16 * P::kStep;
     for (int r = 4; r < 8; ++r) pull_step<P>(base + r * stride);  // the next four rows
-    __m512 dq[4];
+    __m512 dq[4], mq[4];  // mq: the offset coefficients, where they are not dq
     {
-      __m512 dw[4];
-      for (int r = 0; r < 4; ++r) dw[r] = pair.scales(base + r * stride);
+      __m512 dw[4], mw[4];
+      for (int r = 0; r < 4; ++r) {
+        const StepScales sc = pair.scales(base + r * stride);
+        dw[r] = sc.dw;
+        mw[r] = sc.mw;
+      }
       scales_by_block(dw, dq);
+      if constexpr (P::kMins) scales_by_block(mw, mq);
     }
     for (int q = 0; q < 4; ++q) {  // blocks j + 4q .. j + 4q + 3: two pairs of blocks
       const __m512i idx = _mm512_load_si512(kBlockOf[q].data());
       __m512i u[2][4];
       for (int h = 0; h < 2; ++h)
-        for (int r = 0; r < 4; ++r)
-          u[h][r] = pair.load(base + r * stride + (4 * q + 2 * h) * P::kBytes);
+        for (int r = 0; r < 4; ++r) u[h][r] = pair.load(base + r * stride + P::pair_at(2 * q + h));
       for (int t = 0; t < kN; ++t) {
         const int8_t* x = a.qs + (t0 + t) * a.q_stride + (j + 4 * q) * 32;
         __m512i g[2];  // lanes 4l + r: l = 0, 1 block 4q + 2h, l = 2, 3 the next
@@ -213,7 +269,7 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
         const __m512 d = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(a.d + at));
         const __m512 sum = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(a.sum + at));
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dq[q], d), acc[t]);
-        off[t] = _mm512_fmadd_ps(dq[q], sum, off[t]);
+        off[t] = _mm512_fmadd_ps(P::kMins ? mq[q] : dq[q], sum, off[t]);
       }
     }
   }
@@ -225,7 +281,8 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
 // Row by row (row_tile), up to 4 tokens per pass while the row stays in L1; with kQuads, 3 to 8
 // tokens go four rows at a time (quad_tile) in passes of up to 4. Measured from memory on
 // 14336 × 4096 Q4_0 matrices (2 threads) that reads at 1.6–2.5× the strip GEMM's rate for 3 to 8
-// tokens; for Q8_0 it measured no faster than its rows.
+// tokens; for Q8_0 it measured no faster than its rows. Q4_K takes both like Q4_0 (8-sequence
+// decoding of the Mixtral-2L Q4_K_M file 103–110 tok/s against 77–96 through the strip GEMM).
 template <class P, bool kQuads>
 void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
   using Tile = void (*)(const P&, const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
@@ -258,8 +315,13 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 }  // namespace
 
 const GemvKernels& gemv_kernels_avx512() {
-  static const GemvKernels k{
-      "avx512", gemv<Q4_0Pair, true>, gemv<Q8_0Pair, false>, {1, kGemvMaxTokens}, {2, 4}};
+  static const GemvKernels k{"avx512",
+                             gemv<Q4_0Pair, true>,
+                             gemv<Q8_0Pair, false>,
+                             gemv<Q4_KPair, true>,
+                             {1, kGemvMaxTokens},
+                             {2, 4},
+                             {2, kGemvMaxTokens}};
   return k;
 }
 
