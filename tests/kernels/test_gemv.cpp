@@ -1,7 +1,8 @@
 // The small-batch kernels against their definitions: the scalar reference equals the exact dot
 // of the dequantized weights with the dequantized activations, and the SIMD kernels (AVX2,
 // AVX-512) equal the scalar reference on odd shapes (1 to 37 rows, 1 to 8 tokens, a row range
-// inside the matrix, so that AVX-512's four-row tiles meet both whole quads and leftover rows).
+// inside the matrix, so that AVX-512's four-row tiles meet both whole quads and leftover rows),
+// for Q4_0, Q8_0, Q4_K and Q6_K.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,6 +22,7 @@ struct Problem {
   test::QuantWeights w;
   std::vector<int8_t> qs;
   std::vector<float> d, sum;
+  std::vector<int32_t> sum4;
   cpu::GemvActs acts;
 };
 
@@ -40,17 +42,27 @@ Problem make(DType t, int64_t rows, int64_t cols, int n, uint32_t seed) {
     s.d.push_back(a.d);
     s.sum.push_back(a.sum);
   }
-  s.acts = {s.qs.data(), s.d.data(), s.sum.data(), cols, nb, n};
+  s.sum4.resize(s.qs.size() / 4);
+  cpu::gemv_sums_of_4(s.qs.data(), static_cast<int64_t>(s.qs.size()), s.sum4.data());
+  s.acts = {s.qs.data(), s.d.data(), s.sum.data(), s.sum4.data(), cols, nb, n};
   return s;
 }
 
+// The kernel of type t in k for any batch size it takes (each takes 1 to kGemvMaxTokens tokens;
+// the ranges only say where it is the fastest path), or null where k has none.
+cpu::GemvFn kernel_of(const cpu::GemvKernels& k, DType t) {
+  for (int n = 1; n <= cpu::kGemvMaxTokens; ++n)
+    if (const cpu::GemvFn f = k.for_matrix(Matrix{t, 4, 512, nullptr, 0}, n)) return f;
+  return nullptr;
+}
+
 TEST(Gemv, ScalarEqualsTheDequantizedDot) {
-  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     const int64_t rows = 9, cols = 1024, nb = cols / 32;
     const int n = 3;
     const Problem s = make(t, rows, cols, n, 3);
     std::vector<float> y(n * rows);
-    cpu::gemv_kernels_scalar().for_matrix(s.w.m, 2)(s.w.m, 0, rows, s.acts, y.data(), rows);
+    kernel_of(cpu::gemv_kernels_scalar(), t)(s.w.m, 0, rows, s.acts, y.data(), rows);
     std::vector<float> w(cols);
     for (int64_t r = 0; r < rows; ++r) {
       quant::dequantize_row(t, s.w.m.row(r), w.data(), cols);
@@ -78,9 +90,11 @@ class GemvSimd : public ::testing::TestWithParam<SimdGemv> {};
 TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
   if (!quant::isa_supported(GetParam().isa))
     GTEST_SKIP() << "this CPU does not run the " << GetParam().name << " kernels";
-  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
-    if (!GetParam().kernels().for_matrix(Matrix{t, 4, 512, nullptr, 0}, 2)) {
-      EXPECT_EQ(t, DType::Q4_K) << "only Q4_K may lack a kernel";
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const cpu::GemvFn kernel = kernel_of(GetParam().kernels(), t);
+    if (!kernel) {
+      EXPECT_TRUE(GetParam().isa == quant::Isa::Avx2 && (t == DType::Q4_K || t == DType::Q6_K))
+          << "only AVX2 may lack a kernel, and only for the k-quants";
       continue;
     }
     for (int64_t rows : {1, 5, 37})
@@ -89,8 +103,8 @@ TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
           const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(rows * 100 + n));
           const int64_t ldy = rows + 3, r0 = rows / 3, r1 = rows;
           std::vector<float> ref(n * ldy, -7.0f), got(n * ldy, -7.0f);
-          cpu::gemv_kernels_scalar().for_matrix(s.w.m, 2)(s.w.m, r0, r1, s.acts, ref.data(), ldy);
-          GetParam().kernels().for_matrix(s.w.m, 2)(s.w.m, r0, r1, s.acts, got.data(), ldy);
+          kernel_of(cpu::gemv_kernels_scalar(), t)(s.w.m, r0, r1, s.acts, ref.data(), ldy);
+          kernel(s.w.m, r0, r1, s.acts, got.data(), ldy);
           for (int64_t i = 0; i < n * ldy; ++i)  // rows outside [r0, r1) stay untouched
             ASSERT_NEAR(got[i], ref[i], 2e-5f * (std::sqrt(static_cast<float>(cols)) * 40.0f))
                 << dtype_name(t) << " rows " << rows << " cols " << cols << " n " << n << " at "
@@ -109,7 +123,10 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   const auto& k = cpu::gemv_kernels_avx512();
-  EXPECT_EQ(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 2), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q5_K, 4, 512, nullptr, 0}, 2), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 2), nullptr);  // dot product
+  EXPECT_NE(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 3), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 5), nullptr);  // strip GEMM
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_K, 4, 512, nullptr, 0}, 1), nullptr);  // dot product
   EXPECT_NE(k.for_matrix(Matrix{DType::Q4_K, 4, 512, nullptr, 0}, 2), nullptr);
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_0, 4, 480, nullptr, 0}, 1), nullptr);
@@ -124,6 +141,7 @@ TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 2), nullptr);
   EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 3), nullptr);
   EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_K, 4, 4096, nullptr, 0}, 2), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q6_K, 4, 4096, nullptr, 0}, 2), nullptr);
 }
 
 }  // namespace

@@ -27,9 +27,9 @@ TEST_P(QuantMatmul, MatchesTheF32ReferenceWithinActivationRounding) {
     int64_t rows, cols, n;
   };
   const bool k_quant = dtype_info(dtype).block_size == 256;
-  for (Case c :
-       {Case{1, 256, 1}, Case{7, 768, 3}, Case{33, 4096, 1}, Case{5, 1024, 9}, Case{64, 256, 17},
-        Case{17, 512, 2}, Case{40, 256, 7}, Case{37, 1536, 8}, Case{3, 512, 5}}) {
+  for (Case c : {Case{1, 256, 1}, Case{7, 768, 3}, Case{33, 4096, 1}, Case{5, 1024, 9},
+                 Case{64, 256, 17}, Case{17, 512, 2}, Case{40, 256, 7}, Case{37, 1536, 8},
+                 Case{3, 512, 5}, Case{9, 1024, 3}, Case{6, 512, 4}}) {
     if (!k_quant && c.cols == 768) c.cols = 96;  // legacy types: a width that is not 256·k
     std::vector<float> wf(static_cast<size_t>(c.rows * c.cols)),
         x(static_cast<size_t>(c.n * c.cols));
@@ -73,8 +73,8 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // Several matrices sharing one input give the same rows as separate calls, on every path
-// (1 token: integer dots or the small-batch kernel; 5 tokens: the small-batch kernel or the strip
-// GEMM; 9 tokens: the strip GEMM; mixed types).
+// (1 token: integer dots or the small-batch kernel; 3 and 5 tokens: the small-batch kernels or
+// the strip GEMM; 9 tokens: the strip GEMM; mixed types).
 TEST(QuantMatmul, MultiEqualsSeparateCalls) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
@@ -93,7 +93,7 @@ TEST(QuantMatmul, MultiEqualsSeparateCalls) {
       quant::quantize_row(types[m], &wf[r * cols], data[m].data() + r * rb, cols);
     ms.push_back(Matrix{types[m], rows[m], cols, data[m].data(), rb});
   }
-  for (int64_t n : {1, 5, 9}) {
+  for (int64_t n : {1, 3, 5, 9}) {
     std::vector<float> x(static_cast<size_t>(n * cols));
     for (float& v : x) v = nd(rng);
     auto backend = make_backend({.max_cols = cols, .max_rows = n, .n_threads = 2});

@@ -56,6 +56,7 @@ CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& v
     gemv_qs_.resize(static_cast<size_t>(cpu::kGemvMaxTokens * max_cols_));
     gemv_d_.resize(static_cast<size_t>(cpu::kGemvMaxTokens * (max_cols_ / 32 + 1)));
     gemv_sum_.resize(gemv_d_.size());
+    gemv_sum4_.resize(gemv_qs_.size() / 4);
   }
   qact_.resize(qact_row_bytes(max_cols_) * static_cast<size_t>(max_rows_));
   scratch_.assign(threads, std::vector<float>(static_cast<size_t>(max_cols_)));
@@ -147,17 +148,22 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
         gemv_d_[static_cast<size_t>(t * nb + j)] = a[j].d;
         gemv_sum_[static_cast<size_t>(t * nb + j)] = a[j].sum;
       }
+      cpu::gemv_sums_of_4(gemv_qs_.data() + t * cols, cols, gemv_sum4_.data() + t * cols / 4);
     }
   });
-  const cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(), cols, nb,
+  const cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(),
+                           gemv_sum4_.data(),  cols,           nb,
                            static_cast<int>(n)};
+  // Rows go out in groups of 4 (the AVX-512 four-row tiles), so that each lands on the same tile
+  // however the matrices are grouped and split.
   int64_t counts[kMaxMulti];
   int64_t total = 0;
-  for (int m = 0; m < count; ++m) total += counts[m] = ws[m]->rows;
+  for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + 3) / 4;
   const MultiIndex index{counts, count};
   pool.parallel_for_dynamic(total, kChunksPerThread, [&](int, int64_t b, int64_t e) {
-    index.for_range(b, e, [&](int m, int64_t r0, int64_t r1) {
-      gemv_->for_matrix(*ws[m], n)(*ws[m], r0, r1, acts, ys[m], ws[m]->rows);
+    index.for_range(b, e, [&](int m, int64_t g0, int64_t g1) {
+      const Matrix& w = *ws[m];
+      gemv_->for_matrix(w, n)(w, 4 * g0, std::min(4 * g1, w.rows), acts, ys[m], w.rows);
     });
   });
 }

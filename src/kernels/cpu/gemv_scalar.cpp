@@ -65,12 +65,47 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
     }
 }
 
+// Q6_K: column c of a super-block is u = low 4 bits | high 2 bits << 4 (ql, qh as llama.cpp lays
+// them out), with the scale of its 16 columns, sc[c / 16]; the integer dot per 16 columns is of
+// u − 32, scaled by d·sc·d_b.
+void gemv_q6_k(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
+  const int64_t nsb = w.cols / 256;
+  int32_t u[256];
+  for (int64_t r = r0; r < r1; ++r)
+    for (int t = 0; t < a.n; ++t) {
+      const int8_t* q = a.qs + t * a.q_stride;
+      const float* d = a.d + t * a.b_stride;
+      float acc = 0;
+      for (int64_t i = 0; i < nsb; ++i) {
+        const auto& b = reinterpret_cast<const quant::BlockQ6_K*>(w.row(r))[i];
+        for (int c = 0; c < 256; ++c) {
+          const int h = c / 128, k = c % 128, l = k % 32, g = k / 32;  // g: which of q1..q4
+          const int low = (b.ql[64 * h + l + 32 * (g % 2)] >> (4 * (g / 2))) & 0xF;
+          u[c] = low | (((b.qh[32 * h + l] >> (2 * g)) & 3) << 4);
+        }
+        for (int s = 0; s < 16; ++s) {
+          int32_t isum = 0;
+          for (int j = 0; j < 16; ++j) isum += (u[16 * s + j] - 32) * q[256 * i + 16 * s + j];
+          acc += static_cast<float>(isum) * (f16_to_f32(b.d) * b.scales[s] * d[8 * i + s / 2]);
+        }
+      }
+      y[t * ldy + r] = acc;
+    }
+}
+
 }  // namespace
 
 const GemvKernels& gemv_kernels_scalar() {
-  static const GemvKernels k{"scalar",           gemv<Q4_0Unsigned>,  gemv<Q8_0Unsigned>,
-                             gemv<Q4_KUnsigned>, {1, kGemvMaxTokens}, {1, kGemvMaxTokens},
-                             {1, kGemvMaxTokens}};
+  constexpr TokenRange kAll{1, kGemvMaxTokens};
+  static const GemvKernels k{"scalar",
+                             gemv<Q4_0Unsigned>,
+                             gemv<Q8_0Unsigned>,
+                             gemv<Q4_KUnsigned>,
+                             gemv_q6_k,
+                             kAll,
+                             kAll,
+                             kAll,
+                             kAll};
   return k;
 }
 

@@ -96,8 +96,8 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 }  // namespace
 
 const GemvKernels& gemv_kernels_avx2() {
-  static const GemvKernels k{"avx2", gemv<Q4_0Block>, gemv<Q8_0Block>, nullptr,
-                             {1, 2}, {1, 2},          {1, 0}};
+  static const GemvKernels k{"avx2", gemv<Q4_0Block>, gemv<Q8_0Block>, nullptr, nullptr,
+                             {1, 2}, {1, 2},          {1, 0},          {1, 0}};
   return k;
 }
 

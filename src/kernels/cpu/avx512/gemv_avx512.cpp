@@ -54,6 +54,7 @@ struct BlockScales {
   static constexpr int kStep = kTotal;  // bytes of a 16-block step
   static constexpr bool kMins = false;
   static constexpr int pair_at(int p) { return 2 * p * kBytes; }
+  static constexpr bool kSubScales = false;
   StepScales scales(const std::byte* base) const {
     __m512i h = _mm512_setzero_si512();
     for (int c = 0; c < kChunks; ++c) {
@@ -79,7 +80,7 @@ struct Q4_0Pair : BlockScales<18> {
   }
   // Lanes: block i's low nibbles, its high nibbles, then block i + 1's. The mask picks the 16-bit
   // elements of lanes 1 and 3 for the shift by 4.
-  __m512i load(const std::byte* p) const {  // blocks at p and p + 18
+  __m512i load(const std::byte* p, int) const {  // blocks at p and p + 18
     const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(twice(p)), twice(p + kBytes), 1);
     return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4), low4);
   }
@@ -89,7 +90,7 @@ struct Q4_0Pair : BlockScales<18> {
 struct Q8_0Pair : BlockScales<34> {
   static constexpr int kBytes = 34, kC = 128;
   __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512i load(const std::byte* p) const {
+  __m512i load(const std::byte* p, int) const {
     const auto* a = reinterpret_cast<const __m256i*>(p + 2);
     const auto* b = reinterpret_cast<const __m256i*>(p + 36);
     return _mm512_xor_si512(
@@ -106,8 +107,9 @@ struct Q4_KPair {
   static constexpr int kStep = 2 * 144, kC = 1;
   static constexpr bool kMins = true;
   static constexpr int pair_at(int p) { return 144 * (p / 4) + 16 + 32 * (p % 4); }
+  static constexpr bool kSubScales = false;
   __m512i low4 = _mm512_set1_epi8(0xF);
-  __m512i load(const std::byte* p) const {  // sub-blocks 2c, 2c + 1 from their 32 bytes at p
+  __m512i load(const std::byte* p, int) const {  // sub-blocks 2c, 2c + 1 from their 32 bytes at p
     const __m512i q =
         _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFFFF0000u, q, 4), low4);
@@ -137,6 +139,57 @@ struct Q4_KPair {
   }
 };
 
+// Q6_K (210-byte super-blocks of 256 columns: 128 bytes ql of low 4 bits, 64 bytes qh of high 2
+// bits, 16 int8 scales sc of 16 columns each, f16 d): w = d·sc_s·(u − 32). In half h (128
+// columns) byte l of ql[64h ..] and qh[32h + l % 32] hold columns l (l < 32: low nibble, qh bits
+// 0-1; 32 ≤ l: low nibble, bits 2-3), and the high nibbles columns 64 + l with bits 4-5 and 6-7.
+// So pair p' = 2h + k of a super-block is ql[64h ..] (k = 0 low nibbles, 1 high) and qh[32h ..]
+// twice, its two halves shifted apart. A step is two super-blocks; the scales change every 4
+// lanes of a dot, so each pair has its own weight-scale register (lane_scales), and the dots start
+// from −32·sum4 (see gemv.h) instead of an offset term.
+struct Q6_KPair {
+  static constexpr int kStep = 2 * 210, kC = 0;
+  static constexpr bool kMins = false, kSubScales = true;
+  static constexpr int pair_at(int p) { return 210 * (p / 4) + 64 * (p % 4 / 2); }
+  __m512i low4 = _mm512_set1_epi8(0xF), high2 = _mm512_set1_epi8(0x30);
+  __m512i load(const std::byte* p, int pair) const {  // p: ql of the pair's half
+    const __m512i ql = _mm512_loadu_si512(p);
+    const __m512i qh = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 128 - 32 * (pair % 4 / 2))));
+    __m512i lo, hi;  // hi: the two high bits in bits 4-5, first half bits 0-1 (k = 0) or 4-5 of qh
+    if (pair % 2 == 0) {
+      lo = _mm512_and_si512(ql, low4);
+      hi = _mm512_mask_slli_epi16(_mm512_slli_epi16(qh, 2), 0x0000FFFFu, qh, 4);
+    } else {
+      lo = _mm512_and_si512(_mm512_srli_epi16(ql, 4), low4);
+      hi = _mm512_mask_mov_epi16(_mm512_srli_epi16(qh, 2), 0x0000FFFFu, qh);
+    }
+    return _mm512_ternarylogic_epi32(lo, hi, high2, 0xF8);  // lo | (hi & 0x30)
+  }
+  struct Scales {
+    __m512 sb[2];  // d·sc of the 16 scale groups of each super-block
+  };
+  Scales scales(const std::byte* base) const {
+    Scales out;
+    for (int i = 0; i < 2; ++i) {
+      const std::byte* b = base + 210 * i;
+      uint16_t h;
+      std::memcpy(&h, b + 208, 2);
+      const __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
+      out.sb[i] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                       reinterpret_cast<const __m128i*>(b + 192)))));
+    }
+    return out;
+  }
+  // Lane l of pair p's dot: scale group 4·(p mod 4) + l / 4 of super-block p / 4.
+  static __m512 lane_scales(const Scales& sc, int p) {
+    const __m512i idx =
+        _mm512_add_epi32(_mm512_set1_epi32(4 * (p % 4)),
+                         _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+    return _mm512_permutexvar_ps(idx, sc.sb[p / 4]);
+  }
+};
+
 // One 16-block step of a row towards L1, at the same columns of a row still to come while this
 // one multiplies: a second stream from memory per core beside the one being read.
 template <class P>
@@ -153,24 +206,40 @@ void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a
   const __m512i first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m512 acc[kN][2], off[kN];  // two accumulators per token: even and odd pairs (latency)
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = off[t] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < nb; j += 16) {
-    const std::byte* base = row + j / 16 * P::kStep;
-    pull_step<P>(base + nb / 16 * P::kStep);  // the next row follows this one in memory
-    const StepScales sc = pair.scales(base);
-    __m512 s[kN];
+  const int64_t row_bytes = nb / 16 * P::kStep;
+  const std::byte* base = row;
+  for (int64_t j = 0; j < nb; j += 16, base += P::kStep) {
+    pull_step<P>(base + row_bytes);  // the next row follows this one in memory
+    const auto sc = pair.scales(base);
+    __m512 s[kN];  // per block: dw·d, or with scales per 16 columns d alone
     for (int t = 0; t < kN; ++t) {
       const int64_t at = (t0 + t) * a.b_stride + j;
-      s[t] = _mm512_mul_ps(sc.dw, _mm512_loadu_ps(a.d + at));
-      off[t] = _mm512_fmadd_ps(sc.mw, _mm512_loadu_ps(a.sum + at), off[t]);
+      if constexpr (P::kSubScales) {
+        s[t] = _mm512_loadu_ps(a.d + at);
+      } else {
+        s[t] = _mm512_mul_ps(sc.dw, _mm512_loadu_ps(a.d + at));
+        off[t] = _mm512_fmadd_ps(sc.mw, _mm512_loadu_ps(a.sum + at), off[t]);
+      }
     }
     __m512i lane_idx = first;  // lanes 0-7 → scale 2p, lanes 8-15 → 2p + 1
+#pragma GCC unroll 8           // whole, so that p is a constant in pair_at, load and lane_scales
     for (int p = 0; p < 8; ++p, lane_idx = _mm512_add_epi32(lane_idx, two)) {
-      const __m512i u = pair.load(base + P::pair_at(p));
+      const __m512i u = pair.load(base + P::pair_at(p), p);
+      __m512 ws = _mm512_setzero_ps();
+      if constexpr (P::kSubScales) ws = P::lane_scales(sc, p);
       for (int t = 0; t < kN; ++t) {
-        const int8_t* q = a.qs + (t0 + t) * a.q_stride + (j + 2 * p) * 32;
-        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(q));
+        const int64_t col = (j + 2 * p) * 32;
+        const int8_t* q = a.qs + (t0 + t) * a.q_stride + col;
+        __m512i start = _mm512_setzero_si512();
+        if constexpr (P::kSubScales)  // −32·sum4
+          start = _mm512_sub_epi32(
+              start,
+              _mm512_slli_epi32(_mm512_loadu_si512(a.sum4 + ((t0 + t) * a.q_stride + col) / 4), 5));
+        const __m512i dot = _mm512_dpbusd_epi32(start, u, _mm512_loadu_si512(q));
+        __m512 scale = _mm512_permutexvar_ps(lane_idx, s[t]);
+        if constexpr (P::kSubScales) scale = _mm512_mul_ps(ws, scale);
         __m512& a2 = acc[t][p % 2];
-        a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(lane_idx, s[t]), a2);
+        a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, a2);
       }
     }
   }
@@ -251,7 +320,8 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
       const __m512i idx = _mm512_load_si512(kBlockOf[q].data());
       __m512i u[2][4];
       for (int h = 0; h < 2; ++h)
-        for (int r = 0; r < 4; ++r) u[h][r] = pair.load(base + r * stride + P::pair_at(2 * q + h));
+        for (int r = 0; r < 4; ++r)
+          u[h][r] = pair.load(base + r * stride + P::pair_at(2 * q + h), 2 * q + h);
       for (int t = 0; t < kN; ++t) {
         const int8_t* x = a.qs + (t0 + t) * a.q_stride + (j + 4 * q) * 32;
         __m512i g[2];  // lanes 4l + r: l = 0, 1 block 4q + 2h, l = 2, 3 the next
@@ -292,24 +362,32 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
                                                  row_tile<P, 4>};
   const P pair;
   const int64_t nb = w.cols / 32;
-  int64_t r = r0;
+  const auto rows = [&](int64_t from, int64_t to) {  // up to 4 tokens per pass; the row stays in L1
+    for (int64_t r = from; r < to; ++r)
+      for (int t0 = 0; t0 < a.n; t0 += 4)
+        kTiles[static_cast<size_t>(std::min(4, a.n - t0) - 1)](pair, w.row(r), nb, a, t0, y + r,
+                                                               ldy);
+  };
   if constexpr (kQuads) {
     if (a.n >= 3) {
+      // Quads at rows 4k .. 4k + 3 only, so that a row's tile (and its rounding) depends on its
+      // index alone, not on how the rows were split among threads and calls.
+      const int64_t q0 = std::min(r1, (r0 + 3) / 4 * 4), q1 = q0 + (r1 - q0) / 4 * 4;
+      rows(r0, q0);
       // Passes as even as possible (5 = 2 + 3, 6 = 3 + 3, 7 = 3 + 4): 2 to 4 tokens each.
       static constexpr std::array<Quad, 3> kQuad = {quad_tile<P, 2>, quad_tile<P, 3>,
                                                     quad_tile<P, 4>};
       const int passes = (a.n + 3) / 4;
-      for (; r + 4 <= r1; r += 4)
+      for (int64_t r = q0; r < q1; r += 4)
         for (int p = 0, t0 = 0; p < passes; ++p) {
           const int tn = a.n * (p + 1) / passes - t0;
           kQuad[static_cast<size_t>(tn - 2)](pair, w.row(r), w.row_bytes, nb, a, t0, y + r, ldy);
           t0 += tn;
         }
+      return rows(q1, r1);
     }
   }
-  for (; r < r1; ++r)  // up to 4 tokens per pass; the row stays in L1 between
-    for (int t0 = 0; t0 < a.n; t0 += 4)
-      kTiles[static_cast<size_t>(std::min(4, a.n - t0) - 1)](pair, w.row(r), nb, a, t0, y + r, ldy);
+  rows(r0, r1);
 }
 
 }  // namespace
@@ -319,9 +397,11 @@ const GemvKernels& gemv_kernels_avx512() {
                              gemv<Q4_0Pair, true>,
                              gemv<Q8_0Pair, false>,
                              gemv<Q4_KPair, true>,
+                             gemv<Q6_KPair, false>,
                              {1, kGemvMaxTokens},
                              {2, 4},
-                             {2, kGemvMaxTokens}};
+                             {2, kGemvMaxTokens},
+                             {3, 4}};
   return k;
 }
 
