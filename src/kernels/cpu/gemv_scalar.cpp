@@ -45,24 +45,30 @@ struct Q4_KUnsigned {
   }
 };
 
+// y[t·ldy + r] = dot(r, t, token t's q, token t's d) for every row and token.
+template <class Dot>
+void each_row_and_token(int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy, Dot dot) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int t = 0; t < a.n; ++t)
+      y[t * ldy + r] = dot(r, t, a.qs + t * a.q_stride, a.d + t * a.b_stride);
+}
+
 template <class U>
 void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
   const int64_t nb = w.cols / 32;
-  int32_t u[32];
-  for (int64_t r = r0; r < r1; ++r)
-    for (int t = 0; t < a.n; ++t) {
-      const int8_t* q = a.qs + t * a.q_stride;
-      const float *d = a.d + t * a.b_stride, *sum = a.sum + t * a.b_stride;
-      float acc = 0, off = 0;
-      for (int64_t b = 0; b < nb; ++b) {
-        const Scales sc = U::block(w.row(r), b, u);
-        int32_t isum = 0;
-        for (int j = 0; j < 32; ++j) isum += u[j] * q[32 * b + j];
-        acc += static_cast<float>(isum) * (sc.dw * d[b]);
-        off += sc.mw * sum[b];
-      }
-      y[t * ldy + r] = acc - off;
+  each_row_and_token(r0, r1, a, y, ldy, [&](int64_t r, int t, const int8_t* q, const float* d) {
+    const float* sum = a.sum + t * a.b_stride;
+    int32_t u[32];
+    float acc = 0, off = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      const Scales sc = U::block(w.row(r), b, u);
+      int32_t isum = 0;
+      for (int j = 0; j < 32; ++j) isum += u[j] * q[32 * b + j];
+      acc += static_cast<float>(isum) * (sc.dw * d[b]);
+      off += sc.mw * sum[b];
     }
+    return acc - off;
+  });
 }
 
 // Q6_K: column c of a super-block is u = low 4 bits | high 2 bits << 4 (ql, qh as llama.cpp lays
@@ -70,27 +76,24 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 // u − 32, scaled by d·sc·d_b.
 void gemv_q6_k(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
   const int64_t nsb = w.cols / 256;
-  int32_t u[256];
-  for (int64_t r = r0; r < r1; ++r)
-    for (int t = 0; t < a.n; ++t) {
-      const int8_t* q = a.qs + t * a.q_stride;
-      const float* d = a.d + t * a.b_stride;
-      float acc = 0;
-      for (int64_t i = 0; i < nsb; ++i) {
-        const auto& b = reinterpret_cast<const quant::BlockQ6_K*>(w.row(r))[i];
-        for (int c = 0; c < 256; ++c) {
-          const int h = c / 128, k = c % 128, l = k % 32, g = k / 32;  // g: which of q1..q4
-          const int low = (b.ql[64 * h + l + 32 * (g % 2)] >> (4 * (g / 2))) & 0xF;
-          u[c] = low | (((b.qh[32 * h + l] >> (2 * g)) & 3) << 4);
-        }
-        for (int s = 0; s < 16; ++s) {
-          int32_t isum = 0;
-          for (int j = 0; j < 16; ++j) isum += (u[16 * s + j] - 32) * q[256 * i + 16 * s + j];
-          acc += static_cast<float>(isum) * (f16_to_f32(b.d) * b.scales[s] * d[8 * i + s / 2]);
-        }
+  each_row_and_token(r0, r1, a, y, ldy, [&](int64_t r, int, const int8_t* q, const float* d) {
+    int32_t u[256];
+    float acc = 0;
+    for (int64_t i = 0; i < nsb; ++i) {
+      const auto& b = reinterpret_cast<const quant::BlockQ6_K*>(w.row(r))[i];
+      for (int c = 0; c < 256; ++c) {
+        const int h = c / 128, k = c % 128, l = k % 32, g = k / 32;  // g: which of q1..q4
+        const int low = (b.ql[64 * h + l + 32 * (g % 2)] >> (4 * (g / 2))) & 0xF;
+        u[c] = low | (((b.qh[32 * h + l] >> (2 * g)) & 3) << 4);
       }
-      y[t * ldy + r] = acc;
+      for (int s = 0; s < 16; ++s) {
+        int32_t isum = 0;
+        for (int j = 0; j < 16; ++j) isum += (u[16 * s + j] - 32) * q[256 * i + 16 * s + j];
+        acc += static_cast<float>(isum) * (f16_to_f32(b.d) * b.scales[s] * d[8 * i + s / 2]);
+      }
     }
+    return acc;
+  });
 }
 
 }  // namespace

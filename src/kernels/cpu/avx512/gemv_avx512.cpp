@@ -287,6 +287,19 @@ inline __m128 row_totals(__m512 v) {
   return _mm512_castps512_ps128(v);
 }
 
+// Pair p of the step at base in four rows `stride` bytes apart.
+template <class P>
+inline void load_quad_pair(const P& pair, const std::byte* base, size_t stride, int p, __m512i* u) {
+  for (int r = 0; r < 4; ++r) u[r] = pair.load(base + r * stride + P::pair_at(p), p);
+}
+
+// One token's dots (from start) with a pair of four rows, as piece_sums.
+inline __m512i quad_pieces(const __m512i* u, __m512i xv, __m512i start) {
+  __m512i v[4];
+  for (int r = 0; r < 4; ++r) v[r] = _mm512_dpbusd_epi32(start, u[r], xv);
+  return piece_sums(v);
+}
+
 // Four rows (`stride` bytes apart) × kN tokens. Each vpdpbusd of a row's 64 bytes with a token's
 // leaves 4 partial sums per 16 columns; unpacks and adds gather those of the four rows into one
 // register per 128 columns whose lanes are (block, row), so that one conversion and one scaling
@@ -319,19 +332,12 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
     for (int q = 0; q < 4; ++q) {  // blocks j + 4q .. j + 4q + 3: two pairs of blocks
       const __m512i idx = _mm512_load_si512(kBlockOf[q].data());
       __m512i u[2][4];
-      for (int h = 0; h < 2; ++h)
-        for (int r = 0; r < 4; ++r)
-          u[h][r] = pair.load(base + r * stride + P::pair_at(2 * q + h), 2 * q + h);
+      for (int h = 0; h < 2; ++h) load_quad_pair(pair, base, stride, 2 * q + h, u[h]);
       for (int t = 0; t < kN; ++t) {
         const int8_t* x = a.qs + (t0 + t) * a.q_stride + (j + 4 * q) * 32;
         __m512i g[2];  // lanes 4l + r: l = 0, 1 block 4q + 2h, l = 2, 3 the next
-        for (int h = 0; h < 2; ++h) {
-          const __m512i xv = _mm512_loadu_si512(x + 64 * h);
-          __m512i v[4];
-          for (int r = 0; r < 4; ++r)
-            v[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[h][r], xv);
-          g[h] = piece_sums(v);
-        }
+        for (int h = 0; h < 2; ++h)
+          g[h] = quad_pieces(u[h], _mm512_loadu_si512(x + 64 * h), _mm512_setzero_si512());
         const __m512i sums =
             _mm512_add_epi32(_mm512_shuffle_i32x4(g[0], g[1], _MM_SHUFFLE(2, 0, 2, 0)),
                              _mm512_shuffle_i32x4(g[0], g[1], _MM_SHUFFLE(3, 1, 3, 1)));
@@ -348,11 +354,57 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
     _mm_storeu_ps(y + (t0 + t) * ldy, _mm_fnmadd_ps(c, row_totals(off[t]), row_totals(acc[t])));
 }
 
+// quad_tile for scales per 16 columns (Q6_K): piece l of a pair's dot is one scale group, so the
+// pieces of the four rows are scaled as they come (lanes 4l + r), not gathered into blocks.
+template <class P, int kN>
+void quad_tile_sub(const P& pair, const std::byte* row, size_t stride, int64_t nb,
+                   const GemvActs& a, int t0, float* y, int64_t ldy) {
+  alignas(64) static constexpr std::array<std::array<int32_t, 16>, 8> kBlockOf = [] {
+    std::array<std::array<int32_t, 16>, 8> idx{};  // lane 4l + r of pair p → block 2p + l / 2
+    for (int p = 0; p < 8; ++p)
+      for (int l = 0; l < 16; ++l) idx[p][l] = 2 * p + l / 8;
+    return idx;
+  }();
+  __m512 acc[kN];
+  for (int t = 0; t < kN; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < nb; j += 16) {
+    const std::byte* base = row + j / 16 * P::kStep;
+    for (int r = 4; r < 8; ++r) pull_step<P>(base + r * stride);  // the next four rows
+    __m512 ws[2][4];  // [super-block][pair of it]: lane 4l + r, row r's scale of piece l
+    {
+      typename P::Scales sc[4];
+      for (int r = 0; r < 4; ++r) sc[r] = pair.scales(base + r * stride);
+      for (int s = 0; s < 2; ++s) {
+        const __m512 rows[4] = {sc[0].sb[s], sc[1].sb[s], sc[2].sb[s], sc[3].sb[s]};
+        scales_by_block(rows, ws[s]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+      __m512i u[4];
+      load_quad_pair(pair, base, stride, p, u);
+      const __m512i idx = _mm512_load_si512(kBlockOf[static_cast<size_t>(p)].data());
+      for (int t = 0; t < kN; ++t) {
+        const int64_t col = (t0 + t) * a.q_stride + (j + 2 * p) * 32;
+        const __m512i start = _mm512_sub_epi32(  // −32·sum4
+            _mm512_setzero_si512(), _mm512_slli_epi32(_mm512_loadu_si512(a.sum4 + col / 4), 5));
+        const __m512i g = quad_pieces(u, _mm512_loadu_si512(a.qs + col), start);
+        const __m512 d =
+            _mm512_permutexvar_ps(idx, _mm512_loadu_ps(a.d + (t0 + t) * a.b_stride + j));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g), _mm512_mul_ps(ws[p / 4][p % 4], d), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < kN; ++t) _mm_storeu_ps(y + (t0 + t) * ldy, row_totals(acc[t]));
+}
+
 // Row by row (row_tile), up to 4 tokens per pass while the row stays in L1; with kQuads, 3 to 8
 // tokens go four rows at a time (quad_tile) in passes of up to 4. Measured from memory on
 // 14336 × 4096 Q4_0 matrices (2 threads) that reads at 1.6–2.5× the strip GEMM's rate for 3 to 8
 // tokens; for Q8_0 it measured no faster than its rows. Q4_K takes both like Q4_0 (8-sequence
-// decoding of the Mixtral-2L Q4_K_M file 103–110 tok/s against 77–96 through the strip GEMM).
+// decoding of the Mixtral-2L Q4_K_M file 103–110 tok/s against 77–96 through the strip GEMM), and
+// Q6_K too, through quad_tile_sub (its 8-token output head: 18% of that decoding's time against
+// 23% for the strip GEMM's repack and tiles).
 template <class P, bool kQuads>
 void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
   using Tile = void (*)(const P&, const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
@@ -375,8 +427,12 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
       const int64_t q0 = std::min(r1, (r0 + 3) / 4 * 4), q1 = q0 + (r1 - q0) / 4 * 4;
       rows(r0, q0);
       // Passes as even as possible (5 = 2 + 3, 6 = 3 + 3, 7 = 3 + 4): 2 to 4 tokens each.
-      static constexpr std::array<Quad, 3> kQuad = {quad_tile<P, 2>, quad_tile<P, 3>,
-                                                    quad_tile<P, 4>};
+      static constexpr std::array<Quad, 3> kQuad = [] {
+        if constexpr (P::kSubScales)
+          return std::array<Quad, 3>{quad_tile_sub<P, 2>, quad_tile_sub<P, 3>, quad_tile_sub<P, 4>};
+        else
+          return std::array<Quad, 3>{quad_tile<P, 2>, quad_tile<P, 3>, quad_tile<P, 4>};
+      }();
       const int passes = (a.n + 3) / 4;
       for (int64_t r = q0; r < q1; r += 4)
         for (int p = 0, t0 = 0; p < passes; ++p) {
@@ -397,11 +453,11 @@ const GemvKernels& gemv_kernels_avx512() {
                              gemv<Q4_0Pair, true>,
                              gemv<Q8_0Pair, false>,
                              gemv<Q4_KPair, true>,
-                             gemv<Q6_KPair, false>,
+                             gemv<Q6_KPair, true>,
                              {1, kGemvMaxTokens},
                              {2, 4},
                              {2, kGemvMaxTokens},
-                             {3, 4}};
+                             {3, kGemvMaxTokens}};
   return k;
 }
 
