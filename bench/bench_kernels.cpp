@@ -1,7 +1,9 @@
 // Micro-benchmarks of the matmul kernels: a 4096-row × 4096-column weight matrix times 1, 2, 3, 4,
 // 8, 16, 64 and 128 activation rows (tokens), per dtype and instruction set. Reports weight bytes
-// streamed per second and multiply-adds per second (MAC/s); quantized types take the strip GEMM
-// from 3 tokens (AVX-512 Q8_0 from 5), the small-batch kernels or per-row dot products below.
+// streamed per second and multiply-adds per second (MAC/s); quantized types take the small-batch
+// kernels where they have one for the batch size (AVX-512: Q4_0 1-8 tokens, Q8_0 2-4, Q4_K 2-8,
+// Q6_K 3-8; AVX2: Q4_0 and Q8_0 1-2), else per-row dot products for 1-2 tokens and the strip GEMM
+// from 3.
 #include <benchmark/benchmark.h>
 
 #include <random>
