@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace smoe::quant {
 
@@ -92,6 +93,19 @@ inline void k4_scale_min(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
     sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
     m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
+}
+
+// All 8 scales and mins of a Q4_K / Q5_K block at once, as bytes: words 0-1 the scales of
+// sub-blocks 0..7 (byte j = sub-block j, as k4_scale_min gives), words 2-3 the mins. Sub-blocks
+// 0..3 are the low 6 bits of bytes 0..3 (sc) and 4..7 (m); 4..7 are the nibbles of bytes 8..11
+// with their top 2 bits in the top bits of bytes 0..7.
+inline void k4_scales_mins(const uint8_t* q, uint32_t out[4]) {
+  uint32_t u[3];
+  std::memcpy(u, q, 12);
+  out[0] = u[0] & 0x3f3f3f3f;
+  out[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+  out[2] = u[1] & 0x3f3f3f3f;
+  out[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
 }
 
 }  // namespace smoe::quant

@@ -139,6 +139,8 @@ void CpuBackend::matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, i
 void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x,
                              int64_t n, ThreadPool& pool) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
+  bool sum4 = false;
+  for (int m = 0; m < count; ++m) sum4 = sum4 || cpu::gemv_uses_sum4(ws[m]->dtype);
   pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const cpu::ActQ8* a = act_.data() + t * nb;
@@ -148,7 +150,8 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
         gemv_d_[static_cast<size_t>(t * nb + j)] = a[j].d;
         gemv_sum_[static_cast<size_t>(t * nb + j)] = a[j].sum;
       }
-      cpu::gemv_sums_of_4(gemv_qs_.data() + t * cols, cols, gemv_sum4_.data() + t * cols / 4);
+      if (sum4)
+        cpu::gemv_sums_of_4(gemv_qs_.data() + t * cols, cols, gemv_sum4_.data() + t * cols / 4);
     }
   });
   const cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(),

@@ -33,6 +33,11 @@ struct GemvActs {
   int n;  // tokens, 1 .. kGemvMaxTokens
 };
 
+// Whether a type's kernels read sum4 (only then does a caller need to fill it).
+inline bool gemv_uses_sum4(DType t) {
+  return t == DType::Q6_K;
+}
+
 // sum4 of n quantized activations q.
 inline void gemv_sums_of_4(const int8_t* q, int64_t n, int32_t* sum4) {
   for (int64_t i = 0; i < n / 4; ++i)

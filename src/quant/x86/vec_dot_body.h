@@ -155,18 +155,11 @@ float dot_q5_1(const void* w, const void* act, int64_t n) {
          });
 }
 
-// The 6-bit scales (sc) and mins (m) of the 8 sub-blocks of a Q4_K / Q5_K block, as bytes:
-// sub-blocks 0..3 in the low 6 bits of bytes 0..3 (sc) and 4..7 (m); 4..7 in the nibbles of
-// bytes 8..11 with their top 2 bits in the top bits of bytes 0..7.
-// Returns the scales in bytes 0..7 and the mins in bytes 8..15.
+// The scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K / Q5_K block (quant/blocks.h).
 inline __m128i k4_scales(const uint8_t* q) {
-  uint32_t u[3];
-  std::memcpy(u, q, 12);
-  const uint32_t s_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
-  const uint32_t s_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
-  const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
-  return _mm_setr_epi32(static_cast<int>(s_lo), static_cast<int>(s_hi), static_cast<int>(m_lo),
-                        static_cast<int>(m_hi));
+  uint32_t sm[4];
+  k4_scales_mins(q, sm);
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(sm));
 }
 
 // Element j of eight int16 (in both 128-bit halves of v) broadcast to all 16 lanes.

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/cpu/gemv.h"
+#include "quant/blocks.h"
 
 namespace smoe::cpu {
 namespace {
@@ -116,13 +117,9 @@ struct Q4_KPair {
   }
   // The 8 scales (low 8 bytes) and 8 mins (high 8 bytes) of the super-block at p, as bytes.
   static __m128i scales_mins(const std::byte* p) {
-    uint32_t u[3];
-    std::memcpy(u, p + 4, 12);
-    const uint32_t s_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
-    const uint32_t s_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
-    const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
-    return _mm_setr_epi32(static_cast<int>(s_lo), static_cast<int>(s_hi), static_cast<int>(m_lo),
-                          static_cast<int>(m_hi));
+    uint32_t sm[4];
+    quant::k4_scales_mins(reinterpret_cast<const uint8_t*>(p + 4), sm);
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(sm));
   }
   StepScales scales(const std::byte* base) const {
     const __m128i a = scales_mins(base), b = scales_mins(base + 144);
@@ -318,7 +315,7 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j / 16 * P::kStep;
     for (int r = 4; r < 8; ++r) pull_step<P>(base + r * stride);  // the next four rows
-    __m512 dq[4], mq[4];  // mq: the offset coefficients, where they are not dq
+    __m512 dq[4], mq[4];  // scales and offset coefficients by (block, row)
     {
       __m512 dw[4], mw[4];
       for (int r = 0; r < 4; ++r) {
@@ -327,7 +324,10 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
         mw[r] = sc.mw;
       }
       scales_by_block(dw, dq);
-      if constexpr (P::kMins) scales_by_block(mw, mq);
+      if constexpr (P::kMins)
+        scales_by_block(mw, mq);
+      else
+        std::copy_n(dq, 4, mq);
     }
     for (int q = 0; q < 4; ++q) {  // blocks j + 4q .. j + 4q + 3: two pairs of blocks
       const __m512i idx = _mm512_load_si512(kBlockOf[q].data());
@@ -345,7 +345,7 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
         const __m512 d = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(a.d + at));
         const __m512 sum = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(a.sum + at));
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dq[q], d), acc[t]);
-        off[t] = _mm512_fmadd_ps(P::kMins ? mq[q] : dq[q], sum, off[t]);
+        off[t] = _mm512_fmadd_ps(mq[q], sum, off[t]);
       }
     }
   }
