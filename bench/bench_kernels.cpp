@@ -2,8 +2,9 @@
 // 8, 16, 64 and 128 activation rows (tokens), per dtype and instruction set. Reports weight bytes
 // streamed per second and multiply-adds per second (MAC/s); quantized types take the small-batch
 // kernels where they have one for the batch size (AVX-512: Q4_0 1-8 tokens, Q8_0 2-4, Q4_K 2-8,
-// Q6_K 3-8; AVX2: Q4_0 and Q8_0 1-2), else per-row dot products for 1-2 tokens and the strip GEMM
-// from 3.
+// Q6_K 3-8; AMX: Q4_0 and Q4_K 5-8, Q8_0 2-8, the AVX-512 ones below; AVX2: Q4_0 and Q8_0 1-2),
+// else per-row dot products for 1-2 tokens and the strip GEMM from 3. These matrices (9 MB of
+// Q4_0) stay in a large L3; the AMX ranges were set on matrices read from memory.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -19,7 +20,7 @@ namespace smoe {
 namespace {
 
 void BM_Matmul(benchmark::State& state, DType t, BackendIsa isa) {
-  if (isa != BackendIsa::Scalar && static_cast<int>(isa) > static_cast<int>(cpu::detect_isa())) {
+  if (!backend_isa_supported(isa)) {
     state.SkipWithError("instruction set not supported here");
     return;
   }
@@ -125,6 +126,9 @@ SMOE_BENCH(Q4_K, Avx2);
 SMOE_BENCH(Q6_K, Avx2);
 SMOE_BENCH(Q5_K, Avx512);
 SMOE_BENCH(Q8_0, Avx512);
+SMOE_BENCH(Q4_0, Amx);
+SMOE_BENCH(Q8_0, Amx);
+SMOE_BENCH(Q4_K, Amx);
 
 }  // namespace
 }  // namespace smoe

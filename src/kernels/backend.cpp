@@ -10,16 +10,36 @@ VecOps Backend::vec_ops() const {
   return {ops::scores_group, ops::wsum_group, ops::silu_mul, ops::softmax};
 }
 
+bool backend_isa_supported(BackendIsa isa) {
+  switch (isa) {
+    case BackendIsa::Scalar:
+    case BackendIsa::Auto:
+      return true;
+    case BackendIsa::Amx:
+      return cpu::amx_usable();
+    default:
+      return static_cast<int>(isa) <= static_cast<int>(cpu::detect_isa());
+  }
+}
+
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
   if (opts.reference) return std::make_unique<RefBackend>(opts);
-  switch (opts.isa == BackendIsa::Auto ? static_cast<BackendIsa>(cpu::detect_isa()) : opts.isa) {
+  BackendIsa isa = opts.isa;
+  if (isa == BackendIsa::Auto)
+    isa = cpu::amx_usable() ? BackendIsa::Amx : static_cast<BackendIsa>(cpu::detect_isa());
+  switch (isa) {
+    case BackendIsa::Amx:
     case BackendIsa::Avx512: {
       const bool vnni = quant::isa_supported(quant::Isa::Avx512);
+      const bool amx = isa == BackendIsa::Amx && cpu::amx_usable();
       return std::make_unique<CpuBackend>(
           cpu::float_kernels_avx512(),
           quant::vec_dot_kernels(vnni ? quant::Isa::Avx512 : quant::Isa::Avx2),
           vnni ? &cpu::strip_kernels_avx512() : nullptr,
-          vnni ? &cpu::gemv_kernels_avx512() : nullptr, opts);
+          !vnni ? nullptr
+          : amx ? &cpu::gemv_kernels_amx()
+                : &cpu::gemv_kernels_avx512(),
+          opts);
     }
     case BackendIsa::Avx2:
       return std::make_unique<CpuBackend>(

@@ -60,9 +60,13 @@ class Backend {
   virtual VecOps vec_ops() const;
 };
 
-// Instruction sets a backend can be built for (same order as cpu::Isa). Auto: the best this CPU
-// runs. Tests force each one the machine supports.
-enum class BackendIsa { Scalar, Avx2, Avx512, Auto };
+// Instruction sets a backend can be built for (the first three in cpu::Isa's order; Amx is
+// AVX-512 VNNI with AMX int8 tiles for small batches). Auto: the best this CPU runs. Tests force
+// each one the machine supports.
+enum class BackendIsa { Scalar, Avx2, Avx512, Amx, Auto };
+
+// Whether this CPU (and, for AMX, the operating system) runs a backend of that instruction set.
+bool backend_isa_supported(BackendIsa isa);
 
 struct BackendOptions {
   int64_t max_cols = 0;  // longest row any matmul will see (sizes per-thread scratch)

@@ -1,8 +1,8 @@
 // The small-batch kernels against their definitions: the scalar reference equals the exact dot
 // of the dequantized weights with the dequantized activations, and the SIMD kernels (AVX2,
-// AVX-512) equal the scalar reference on odd shapes (1 to 37 rows, 1 to 8 tokens, a row range
-// inside the matrix, so that AVX-512's four-row tiles meet both whole quads and leftover rows),
-// for Q4_0, Q8_0, Q4_K and Q6_K.
+// AVX-512, AMX) equal the scalar reference on odd shapes (1 to 50 rows, 1 to 8 tokens, a row range
+// inside the matrix, so that AVX-512's four-row tiles and AMX's groups of 16 rows meet both whole
+// groups and leftover rows), for Q4_0, Q8_0, Q4_K and Q6_K.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,6 +23,8 @@ struct Problem {
   std::vector<int8_t> qs;
   std::vector<float> d, sum;
   std::vector<int32_t> sum4;
+  std::vector<int8_t> tq;  // the tile layout (AMX)
+  std::vector<float> td, ts;
   cpu::GemvActs acts;
 };
 
@@ -45,15 +47,18 @@ Problem make(DType t, int64_t rows, int64_t cols, int n, uint32_t seed) {
   s.sum4.resize(s.qs.size() / 4);
   cpu::gemv_sums_of_4(s.qs.data(), static_cast<int64_t>(s.qs.size()), s.sum4.data());
   s.acts = {s.qs.data(), s.d.data(), s.sum.data(), s.sum4.data(), cols, nb, n};
+  s.tq.resize(static_cast<size_t>(cpu::gemv_tile_bytes(cols)));
+  s.td.resize(static_cast<size_t>(cpu::gemv_tile_floats(cols)));
+  s.ts.resize(s.td.size());
+  cpu::gemv_pack_tiles(s.acts, s.tq.data(), s.td.data(), s.ts.data());
+  s.acts.tq = s.tq.data();
+  s.acts.td = s.td.data();
+  s.acts.ts = s.ts.data();
   return s;
 }
 
-// The kernel of type t in k for any batch size it takes (each takes 1 to kGemvMaxTokens tokens;
-// the ranges only say where it is the fastest path), or null where k has none.
 cpu::GemvFn kernel_of(const cpu::GemvKernels& k, DType t) {
-  for (int n = 1; n <= cpu::kGemvMaxTokens; ++n)
-    if (const cpu::GemvFn f = k.for_matrix(Matrix{t, 4, 512, nullptr, 0}, n)) return f;
-  return nullptr;
+  return k.of_type(t);
 }
 
 TEST(Gemv, ScalarEqualsTheDequantizedDot) {
@@ -81,23 +86,24 @@ TEST(Gemv, ScalarEqualsTheDequantizedDot) {
 
 struct SimdGemv {
   const char* name;
-  quant::Isa isa;
+  BackendIsa isa;
   const cpu::GemvKernels& (*kernels)();
 };
 
 class GemvSimd : public ::testing::TestWithParam<SimdGemv> {};
 
 TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
-  if (!quant::isa_supported(GetParam().isa))
-    GTEST_SKIP() << "this CPU does not run the " << GetParam().name << " kernels";
+  if (!backend_isa_supported(GetParam().isa))
+    GTEST_SKIP() << "this CPU (or its operating system) does not run the " << GetParam().name
+                 << " kernels";
   for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     const cpu::GemvFn kernel = kernel_of(GetParam().kernels(), t);
     if (!kernel) {
-      EXPECT_TRUE(GetParam().isa == quant::Isa::Avx2 && (t == DType::Q4_K || t == DType::Q6_K))
+      EXPECT_TRUE(GetParam().isa == BackendIsa::Avx2 && (t == DType::Q4_K || t == DType::Q6_K))
           << "only AVX2 may lack a kernel, and only for the k-quants";
       continue;
     }
-    for (int64_t rows : {1, 5, 37})
+    for (int64_t rows : {1, 5, 37, 50})
       for (int64_t cols : {512, 1536})
         for (int n = 1; n <= cpu::kGemvMaxTokens; ++n) {
           const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(rows * 100 + n));
@@ -115,10 +121,13 @@ TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
 
 INSTANTIATE_TEST_SUITE_P(
     Isas, GemvSimd,
-    ::testing::Values(SimdGemv{"AVX2", quant::Isa::Avx2, &cpu::gemv_kernels_avx2},
-                      SimdGemv{"AVX-512 VNNI", quant::Isa::Avx512, &cpu::gemv_kernels_avx512}),
+    ::testing::Values(SimdGemv{"AVX2", BackendIsa::Avx2, &cpu::gemv_kernels_avx2},
+                      SimdGemv{"AVX-512 VNNI", BackendIsa::Avx512, &cpu::gemv_kernels_avx512},
+                      SimdGemv{"AMX", BackendIsa::Amx, &cpu::gemv_kernels_amx}),
     [](const auto& info) {
-      return std::string(info.param.isa == quant::Isa::Avx2 ? "Avx2" : "Avx512");
+      return std::string(info.param.isa == BackendIsa::Avx2     ? "Avx2"
+                         : info.param.isa == BackendIsa::Avx512 ? "Avx512"
+                                                                : "Amx");
     });
 
 TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {

@@ -18,8 +18,8 @@ class QuantMatmul : public ::testing::TestWithParam<std::tuple<BackendIsa, DType
 
 TEST_P(QuantMatmul, MatchesTheF32ReferenceWithinActivationRounding) {
   const auto [isa, dtype] = GetParam();
-  if (static_cast<int>(isa) > static_cast<int>(cpu::detect_isa()))
-    GTEST_SKIP() << "this CPU does not run this instruction set";
+  if (!backend_isa_supported(isa))
+    GTEST_SKIP() << "this CPU (or its operating system) does not run this instruction set";
   std::mt19937 rng(11);
   std::normal_distribution<float> nd;
   ThreadPool pool(2);
@@ -63,18 +63,22 @@ TEST_P(QuantMatmul, MatchesTheF32ReferenceWithinActivationRounding) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllIsas, QuantMatmul,
-    ::testing::Combine(::testing::Values(BackendIsa::Avx2, BackendIsa::Avx512),
+    ::testing::Combine(::testing::Values(BackendIsa::Avx2, BackendIsa::Avx512, BackendIsa::Amx),
                        ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
                                          DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K,
                                          DType::Q5_K, DType::Q6_K)),
     [](const auto& info) {
-      return std::string(std::get<0>(info.param) == BackendIsa::Avx2 ? "Avx2_" : "Avx512_") +
+      const BackendIsa isa = std::get<0>(info.param);
+      return std::string(isa == BackendIsa::Avx2     ? "Avx2_"
+                         : isa == BackendIsa::Avx512 ? "Avx512_"
+                                                     : "Amx_") +
              std::string(dtype_name(std::get<1>(info.param)));
     });
 
-// Several matrices sharing one input give the same rows as separate calls, on every path
-// (1 token: integer dots or the small-batch kernel; 3 and 5 tokens: the small-batch kernels or
-// the strip GEMM; 9 tokens: the strip GEMM; mixed types).
+// Several matrices sharing one input give the same rows as separate calls, on every path and
+// instruction set this CPU runs (1 token: integer dots or the small-batch kernel; 3 to 8 tokens:
+// the small-batch kernels, AMX's from 5, or the strip GEMM; 9 tokens: the strip GEMM; mixed
+// types, rows that end inside AMX's 16-row groups).
 TEST(QuantMatmul, MultiEqualsSeparateCalls) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
@@ -93,23 +97,26 @@ TEST(QuantMatmul, MultiEqualsSeparateCalls) {
       quant::quantize_row(types[m], &wf[r * cols], data[m].data() + r * rb, cols);
     ms.push_back(Matrix{types[m], rows[m], cols, data[m].data(), rb});
   }
-  for (int64_t n : {1, 3, 5, 9}) {
-    std::vector<float> x(static_cast<size_t>(n * cols));
-    for (float& v : x) v = nd(rng);
-    auto backend = make_backend({.max_cols = cols, .max_rows = n, .n_threads = 2});
-    std::vector<std::vector<float>> one(3), multi(3);
-    const Matrix* ws[3];
-    float* ys[3];
-    for (int m = 0; m < 3; ++m) {
-      one[m].resize(static_cast<size_t>(n * rows[m]));
-      multi[m].resize(one[m].size());
-      backend->matmul(ms[m], x.data(), n, one[m].data(), pool);
-      ws[m] = &ms[m];
-      ys[m] = multi[m].data();
+  for (const BackendIsa isa : {BackendIsa::Avx2, BackendIsa::Avx512, BackendIsa::Amx})
+    for (int64_t n : {1, 3, 5, 8, 9}) {
+      if (!backend_isa_supported(isa)) continue;
+      std::vector<float> x(static_cast<size_t>(n * cols));
+      for (float& v : x) v = nd(rng);
+      auto backend = make_backend({.max_cols = cols, .max_rows = n, .n_threads = 2, .isa = isa});
+      std::vector<std::vector<float>> one(3), multi(3);
+      const Matrix* ws[3];
+      float* ys[3];
+      for (int m = 0; m < 3; ++m) {
+        one[m].resize(static_cast<size_t>(n * rows[m]));
+        multi[m].resize(one[m].size());
+        backend->matmul(ms[m], x.data(), n, one[m].data(), pool);
+        ws[m] = &ms[m];
+        ys[m] = multi[m].data();
+      }
+      backend->matmul_multi(ws, ys, 3, x.data(), n, pool);
+      for (int m = 0; m < 3; ++m)
+        EXPECT_EQ(one[m], multi[m]) << backend->name() << " matrix " << m << " n " << n;
     }
-    backend->matmul_multi(ws, ys, 3, x.data(), n, pool);
-    for (int m = 0; m < 3; ++m) EXPECT_EQ(one[m], multi[m]) << "matrix " << m << " n " << n;
-  }
 }
 
 }  // namespace

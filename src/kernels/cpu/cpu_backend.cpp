@@ -48,7 +48,9 @@ CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& v
       gemv_(strip ? gemv : nullptr),
       max_cols_(opts.max_cols),
       max_rows_(std::max<int64_t>(opts.max_rows, 1)),
-      name_(std::string("cpu-") + k.isa + (strip ? "+strip" : "")) {
+      name_(std::string("cpu-") + k.isa +
+            (gemv_ && std::string(gemv_->isa) != k.isa ? std::string("+") + gemv_->isa : "") +
+            (strip ? "+strip" : "")) {
   const auto threads = static_cast<size_t>(std::max(opts.n_threads, 1));
   act_.resize(static_cast<size_t>(max_rows_ * (max_cols_ / 32 + 1)));
   if (strip_) strips_.assign(threads, std::vector<cpu::StripBlock>(2 * (max_cols_ / 32 + 1)));
@@ -57,6 +59,11 @@ CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& v
     gemv_d_.resize(static_cast<size_t>(cpu::kGemvMaxTokens * (max_cols_ / 32 + 1)));
     gemv_sum_.resize(gemv_d_.size());
     gemv_sum4_.resize(gemv_qs_.size() / 4);
+    if (gemv_->tiles) {
+      gemv_tq_.resize(static_cast<size_t>(cpu::gemv_tile_bytes(max_cols_)));
+      gemv_td_.resize(static_cast<size_t>(cpu::gemv_tile_floats(max_cols_)));
+      gemv_ts_.resize(gemv_td_.size());
+    }
   }
   qact_.resize(qact_row_bytes(max_cols_) * static_cast<size_t>(max_rows_));
   scratch_.assign(threads, std::vector<float>(static_cast<size_t>(max_cols_)));
@@ -139,8 +146,11 @@ void CpuBackend::matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, i
 void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x,
                              int64_t n, ThreadPool& pool) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
-  bool sum4 = false;
-  for (int m = 0; m < count; ++m) sum4 = sum4 || cpu::gemv_uses_sum4(ws[m]->dtype);
+  bool sum4 = false, tiles = false;
+  for (int m = 0; m < count; ++m) {
+    sum4 = sum4 || cpu::gemv_uses_sum4(ws[m]->dtype);
+    tiles = tiles || gemv_->reads_tiles(*ws[m], n);
+  }
   pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const cpu::ActQ8* a = act_.data() + t * nb;
@@ -154,19 +164,26 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
         cpu::gemv_sums_of_4(gemv_qs_.data() + t * cols, cols, gemv_sum4_.data() + t * cols / 4);
     }
   });
-  const cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(),
-                           gemv_sum4_.data(),  cols,           nb,
-                           static_cast<int>(n)};
-  // Rows go out in groups of 4 (the AVX-512 four-row tiles), so that each lands on the same tile
-  // however the matrices are grouped and split.
+  cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(),
+                     gemv_sum4_.data(),  cols,           nb,
+                     static_cast<int>(n)};
+  if (tiles) {
+    cpu::gemv_pack_tiles(acts, gemv_tq_.data(), gemv_td_.data(), gemv_ts_.data());
+    acts.tq = gemv_tq_.data();
+    acts.td = gemv_td_.data();
+    acts.ts = gemv_ts_.data();
+  }
+  // Rows go out in the kernels' groups, so that each lands on the same tile however the matrices
+  // are grouped and split.
+  const int64_t g = gemv_->row_group;
   int64_t counts[kMaxMulti];
   int64_t total = 0;
-  for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + 3) / 4;
+  for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + g - 1) / g;
   const MultiIndex index{counts, count};
   pool.parallel_for_dynamic(total, kChunksPerThread, [&](int, int64_t b, int64_t e) {
     index.for_range(b, e, [&](int m, int64_t g0, int64_t g1) {
       const Matrix& w = *ws[m];
-      gemv_->for_matrix(w, n)(w, 4 * g0, std::min(4 * g1, w.rows), acts, ys[m], w.rows);
+      gemv_->for_matrix(w, n)(w, g * g0, std::min(g * g1, w.rows), acts, ys[m], w.rows);
     });
   });
 }

@@ -12,6 +12,7 @@
 // start from −32 times the sums of 4 activations (sum4), so Σ_j (u − 32)·q is exact per lane.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -31,7 +32,40 @@ struct GemvActs {
   const int32_t* sum4;
   int64_t q_stride, b_stride;
   int n;  // tokens, 1 .. kGemvMaxTokens
+  // The same activations as AMX tiles take them (gemv_pack_tiles; only for kernels that ask):
+  // per pair of blocks (64 columns) a tile of 16 rows × 16 columns of 4 bytes at tq + 1024·p, row
+  // g < 8 holding columns 4g .. 4g + 3 of block 2p for tokens 0 .. 7 in tile columns 0 .. 7, rows
+  // g ≥ 8 those of block 2p + 1 in tile columns 8 .. 15, zeros elsewhere and past n; so one tile
+  // product gives both blocks' sums apart. td + 16·p and ts + 16·p: the d and sum of block 2p
+  // for the 8 tokens, then of block 2p + 1 (0 past n).
+  const int8_t* tq = nullptr;
+  const float* td = nullptr;
+  const float* ts = nullptr;
 };
+
+// Bytes of gemv_pack_tiles' tq for cols columns, floats of each of td and ts.
+inline int64_t gemv_tile_bytes(int64_t cols) {
+  return cols * 2 * kGemvMaxTokens;
+}
+inline int64_t gemv_tile_floats(int64_t cols) {
+  return cols / 32 * kGemvMaxTokens;
+}
+
+// Fills tq, td and ts from a's planar activations (a.n tokens of a.q_stride columns).
+inline void gemv_pack_tiles(const GemvActs& a, int8_t* tq, float* td, float* ts) {
+  static_assert(kGemvMaxTokens == 8, "a tile row holds 8 tokens of two blocks");
+  const int64_t nb = a.q_stride / 32;
+  std::fill_n(tq, gemv_tile_bytes(a.q_stride), int8_t{0});
+  for (int64_t b = 0; b < nb; ++b)
+    for (int t = 0; t < kGemvMaxTokens; ++t) {
+      const bool on = t < a.n;
+      int8_t* tile = tq + 1024 * (b / 2) + 512 * (b % 2) + 4 * (8 * (b % 2) + t);
+      for (int g = 0; on && g < 8; ++g)
+        for (int i = 0; i < 4; ++i) tile[64 * g + i] = a.qs[t * a.q_stride + 32 * b + 4 * g + i];
+      td[8 * b + t] = on ? a.d[t * a.b_stride + b] : 0.0f;
+      ts[8 * b + t] = on ? a.sum[t * a.b_stride + b] : 0.0f;
+    }
+}
 
 // Whether a type's kernels read sum4 (only then does a caller need to fill it).
 inline bool gemv_uses_sum4(DType t) {
@@ -66,22 +100,45 @@ struct GemvKernels {
   // in cache, and no repack from memory); with AVX2 1 to 2 tokens of Q4_0 and Q8_0, the strip
   // GEMM taking over from 3 (bench/bench_kernels.cpp).
   TokenRange q4_0_tokens, q8_0_tokens, q4_k_tokens, q6_k_tokens;
+  // Rows go to threads and calls in groups of this many, starting at multiples of it, so that a
+  // kernel's tiles (4 rows with AVX-512, 16 with AMX) always cover the same rows: a row's result
+  // never depends on how the rows were split.
+  int row_group = 4;
+  // Whether the kernels read the tile layout of the activations (GemvActs::tq, td, ts).
+  bool tiles = false;
+  // The kernels for batch sizes outside these ranges (AMX's: AVX-512 VNNI's), or null.
+  const GemvKernels* fewer = nullptr;
   // The kernel for w and n tokens, or null where it has none or another path is faster. The
   // AVX-512 kernels take 16 blocks (512 columns) per step, the AVX2 ones 8; rows come in whole
   // 512-column steps for both.
   GemvFn for_matrix(const Matrix& w, int64_t n) const {
     if (w.cols % 512 != 0 || n < 1) return nullptr;
-    if (w.dtype == DType::Q4_0) return q4_0_tokens.has(n) ? q4_0 : nullptr;
-    if (w.dtype == DType::Q8_0) return q8_0_tokens.has(n) ? q8_0 : nullptr;
-    if (w.dtype == DType::Q4_K) return q4_k_tokens.has(n) ? q4_k : nullptr;
-    if (w.dtype == DType::Q6_K) return q6_k_tokens.has(n) ? q6_k : nullptr;
-    return nullptr;
+    GemvFn f = nullptr;
+    if (w.dtype == DType::Q4_0) f = q4_0_tokens.has(n) ? q4_0 : nullptr;
+    if (w.dtype == DType::Q8_0) f = q8_0_tokens.has(n) ? q8_0 : nullptr;
+    if (w.dtype == DType::Q4_K) f = q4_k_tokens.has(n) ? q4_k : nullptr;
+    if (w.dtype == DType::Q6_K) f = q6_k_tokens.has(n) ? q6_k : nullptr;
+    return f || !fewer ? f : fewer->for_matrix(w, n);
+  }
+  // Whether the kernel for w and n tokens reads the tile layout (one of this set's, not fewer's).
+  bool reads_tiles(const Matrix& w, int64_t n) const {
+    return tiles && for_matrix(w, n) &&
+           for_matrix(w, n) != (fewer ? fewer->for_matrix(w, n) : nullptr);
+  }
+  // The kernel of type t in this set (each takes 1 to kGemvMaxTokens tokens), or null.
+  GemvFn of_type(DType t) const {
+    return t == DType::Q4_0   ? q4_0
+           : t == DType::Q8_0 ? q8_0
+           : t == DType::Q4_K ? q4_k
+           : t == DType::Q6_K ? q6_k
+                              : nullptr;
   }
 };
 
-// The scalar reference (defines the arithmetic), the AVX-512 VNNI and the AVX2 kernels.
+// The scalar reference (defines the arithmetic), the AVX-512 VNNI, the AMX and the AVX2 kernels.
 const GemvKernels& gemv_kernels_scalar();
 const GemvKernels& gemv_kernels_avx512();
+const GemvKernels& gemv_kernels_amx();  // needs amx_usable() (float_kernels.h)
 const GemvKernels& gemv_kernels_avx2();
 
 }  // namespace smoe::cpu

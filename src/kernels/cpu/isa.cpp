@@ -1,3 +1,7 @@
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "kernels/cpu/float_kernels.h"
 
 namespace smoe::cpu {
@@ -16,6 +20,29 @@ Isa detect_isa() {
 bool has_avx512_vnni() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+}
+
+namespace {
+
+bool cpu_has_amx_int8() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (d >> 24 & 1) && (d >> 25 & 1);  // AMX-TILE, AMX-INT8
+}
+
+// Linux hands out the 8 KiB tile state only to processes that ask for it.
+bool os_grants_tiles() {
+  constexpr long kReqXcompPerm = 0x1023, kGetXcompPerm = 0x1022, kXtileData = 18;
+  if (syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) != 0) return false;
+  unsigned long features = 0;
+  return syscall(SYS_arch_prctl, kGetXcompPerm, &features) == 0 && (features >> kXtileData & 1);
+}
+
+}  // namespace
+
+bool amx_usable() {
+  static const bool usable = has_avx512_vnni() && cpu_has_amx_int8() && os_grants_tiles();
+  return usable;
 }
 
 const char* isa_name(Isa isa) {

@@ -1,0 +1,259 @@
+// AMX small-batch kernels (see gemv.h): 16 weight rows at a time, all tokens of the batch in one
+// tile product per pair of blocks. The 16 rows' pair is unpacked (as gemv_pairs.h lays it out)
+// into an A tile of 16 rows × 64 bytes and multiplied with the pair's activation tile (gemv.h:
+// the two blocks' 8 tokens in separate columns, zeros past the batch); the 16 × 8 integer sums of
+// each block are then scaled in AVX-512 by dw·d. The work per pair does not grow with the batch
+// (a VNNI kernel runs one vpdpbusd per token and pair), so 8 tokens cost what 1 does: Q4_0 read
+// from memory (0.8 GB, 4096 columns, 2 threads, Xeon with AMX) streams at 17.5 GB/s for any
+// batch, against 25 (1 token), 17.8 (4), 12.1 (5) and 9.4 (8) for the VNNI kernels.
+#include <immintrin.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/avx512/gemv_pairs.h"
+#include "kernels/cpu/gemv.h"
+
+namespace smoe::cpu {
+namespace {
+
+constexpr int kRows = 16;  // weight rows per group: an A tile's rows
+constexpr int kAhead = 2;  // steps (16 blocks) of prefetch distance
+constexpr int kLag = 8;    // pairs of buffers between the stages
+
+// LDTILECFG's 64-byte operand (palette 1).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0, 1: the int32 sums of a pair of blocks (16 rows × 8 tokens of each block); 2, 3: the
+// pair's weights (16 rows × 64 bytes); 4, 5: its activations (gemv.h). Even pairs take 0, 2, 4,
+// odd ones 1, 3, 5, so that one pair's product need not wait for the last one's to be stored.
+void configure_tiles() {
+  TileConfig c;
+  for (int t = 0; t < 6; ++t) {
+    c.rows[t] = kRows;
+    c.colsb[t] = 64;
+  }
+  _tile_loadconfig(&c);
+}
+
+// The A tiles hold the weights' integers: signed (Q4_0's u − 8, Q8_0's q) with signed
+// products, or Q4_K's unsigned nibbles, whose offset term Σ mw·sum is subtracted in floats.
+enum class Form { Signed, Mins };
+
+// A pair of blocks of one row as 64 bytes laid out like gemv_pairs.h's. Nibbles are split by one
+// GF(2) affine transform per register, its matrix per 64-bit lane picking the low or the high
+// nibble; for Q4_0 it also sign-extends the nibble with its top bit flipped, which is u − 8.
+template <class P>
+struct Unpack;
+template <>
+struct Unpack<Q4_0Pair> {  // 128-bit lanes: block 0 low, high, block 1 low, high
+  static constexpr int64_t kLow = 0x0102040808080808, kHigh = 0x1020408080808080;
+  static constexpr int kFlip = 0xF8;  // bits 3-7: the nibble's top bit, flipped
+  __m512i nibbles = _mm512_setr_epi64(kLow, kLow, kHigh, kHigh, kLow, kLow, kHigh, kHigh);
+  __m512i operator()(const std::byte* p, int) const {
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(Q4_0Pair::twice(p)),
+                                         Q4_0Pair::twice(p + Q4_0Pair::kBytes), 1);
+    return _mm512_gf2p8affine_epi64_epi8(q, nibbles, kFlip);
+  }
+};
+template <>
+struct Unpack<Q8_0Pair> {  // the two blocks' 32 int8 each
+  __m512i operator()(const std::byte* p, int) const {
+    const auto* a = reinterpret_cast<const __m256i*>(p + 2);
+    const auto* b = reinterpret_cast<const __m256i*>(p + 2 + Q8_0Pair::kBytes);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(a)), _mm256_loadu_si256(b),
+                              1);
+  }
+};
+template <>
+struct Unpack<Q4_KPair> {  // 256-bit halves: the 32 bytes' low nibbles, then their high ones
+  static constexpr int64_t kLow = 0x0102040800000000, kHigh = 0x1020408000000000;
+  __m512i nibbles = _mm512_setr_epi64(kLow, kLow, kLow, kLow, kHigh, kHigh, kHigh, kHigh);
+  __m512i operator()(const std::byte* p, int) const {
+    const __m512i q =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_gf2p8affine_epi64_epi8(q, nibbles, 0);
+  }
+};
+
+// The compiler's tile intrinsics (asm statements) do not say what memory they touch: these tell
+// it that a tile load reads the kTileBytes at p (so the stores that fill them come first) and
+// that a tile store wrote those at p (so later loads read them again).
+constexpr size_t kTileBytes = 1024;
+using TileMemory = std::array<std::byte, kTileBytes>;
+inline void tile_will_read(const void* p) {
+  asm volatile("" : : "m"(*static_cast<const TileMemory*>(p)));
+}
+inline void tile_wrote(void* p) {
+  asm volatile("" : "+m"(*static_cast<TileMemory*>(p)));
+}
+
+// The tile product C = A·B of a pair of blocks, in two parts: issue (A the weights, 16 rows × 64
+// bytes; B the activations) and, a pair later, store (16 rows × 16 int32 to c), so that the
+// store does not wait on the product just issued. kOdd picks the tiles: the intrinsics take their
+// numbers as literals.
+template <Form kForm, bool kOdd>
+inline void issue(const int8_t* w, const int8_t* x) {
+  tile_will_read(w);
+  tile_will_read(x);
+  if constexpr (!kOdd) {
+    _tile_loadd(2, w, 64);
+    _tile_loadd(4, x, 64);
+    _tile_zero(0);
+    if constexpr (kForm == Form::Signed)
+      _tile_dpbssd(0, 2, 4);
+    else
+      _tile_dpbusd(0, 2, 4);
+  } else {
+    _tile_loadd(3, w, 64);
+    _tile_loadd(5, x, 64);
+    _tile_zero(1);
+    if constexpr (kForm == Form::Signed)
+      _tile_dpbssd(1, 3, 5);
+    else
+      _tile_dpbusd(1, 3, 5);
+  }
+}
+template <bool kOdd>
+inline void store(int32_t* c) {
+  if constexpr (!kOdd)
+    _tile_stored(0, c, 64);
+  else
+    _tile_stored(1, c, 64);
+  tile_wrote(c);
+}
+
+// The 16 rows' scales of a 16-block step, row by row (mw: the offset coefficients, kMins only).
+struct StepRows {
+  alignas(64) float dw[kRows][16], mw[kRows][16];
+};
+
+// A group's buffers between the stages, kLag pairs of each.
+struct GroupBuffers {
+  alignas(64) int8_t wq[kLag][kRows][64];  // a pair of blocks of the 16 rows, unpacked
+  alignas(64) int32_t c[kLag][kRows][16];  // row r: 8 tokens of block 2p, then 8 of 2p + 1
+  StepRows sc[3];                          // by step, mod 3
+};
+
+// Pair q of the 16 rows at `row` (its step's scales first) into the buffers.
+template <class P>
+inline void unpack(const P& pair, const Unpack<P>& bytes, const std::byte* row, size_t stride,
+                   int64_t nb, int64_t q, GroupBuffers& g) {
+  const int64_t step = q / 8;
+  if (q % 8 == 0) {
+    // The 16 rows' step kAhead on (past the rows' end: the next group's first steps, or past the
+    // matrix, which a prefetch may touch) towards L1: 16 streams at once are more than the
+    // hardware prefetchers follow.
+    const int64_t ahead = step + kAhead, steps = nb / 16;
+    const std::byte* next =
+        row + (ahead < steps ? ahead * P::kStep : kRows * stride + (ahead - steps) * P::kStep);
+    for (int r = 0; r < kRows; ++r) pull_step<P>(next + r * stride);
+    StepRows& s = g.sc[step % 3];
+    for (int r = 0; r < kRows; ++r) {
+      const StepScales st = pair.scales(row + step * P::kStep + r * stride);
+      _mm512_store_ps(s.dw[r], st.dw);
+      if constexpr (P::kMins) _mm512_store_ps(s.mw[r], st.mw);
+    }
+  }
+  const std::byte* at = row + step * P::kStep + P::pair_at(static_cast<int>(q % 8));
+  for (int r = 0; r < kRows; ++r)
+    _mm512_store_si512(g.wq[q % kLag][r], bytes(at + r * stride, static_cast<int>(q % 8)));
+}
+
+// Rows [row, row + 16) (`stride` bytes apart) × the batch: out[r][t] for the 8 token slots.
+// Each pair of blocks goes through four stages a few pairs apart: unpack (stores), tile product
+// issued (its loads read those stores), its sums stored a pair later, and scaling (reads them),
+// so that no stage waits on the one before it: a tile load cannot take data from stores not yet
+// written, and a tile store waits for its product.
+template <class P, Form kForm>
+void group_of_16(const P& pair, const std::byte* row, size_t stride, int64_t nb, const GemvActs& a,
+                 float (*out)[kGemvMaxTokens]) {
+  static_assert(kGemvMaxTokens == 8, "a zmm holds 8 tokens of two blocks");
+  constexpr int64_t kIssue = 2, kStore = 3, kScale = 5;  // stage lags, in pairs
+  static_assert(kScale < kLag && kScale < 8, "buffers and step scales outlive the lags");
+  GroupBuffers g;
+  const Unpack<P> bytes;
+  const __m512i half = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  __m512 acc[kRows];
+  for (__m512& v : acc) v = _mm512_setzero_ps();
+  const int64_t pairs = nb / 2;
+  for (int64_t q = 0; q < pairs + kScale; ++q) {
+    if (q < pairs) unpack(pair, bytes, row, stride, nb, q, g);
+    if (const int64_t m = q - kIssue; m >= 0 && m < pairs) {
+      const int8_t* x = a.tq + 1024 * m;
+      m % 2 ? issue<kForm, true>(g.wq[m % kLag][0], x) : issue<kForm, false>(g.wq[m % kLag][0], x);
+    }
+    if (const int64_t m = q - kStore; m >= 0 && m < pairs)
+      m % 2 ? store<true>(g.c[m % kLag][0]) : store<false>(g.c[m % kLag][0]);
+    if (const int64_t m = q - kScale; m >= 0) {  // acc += the sums · dw·d (− mw·sum)
+      // Lanes 0-7 block 2p, 8-15 block 2p + 1: the tokens' d (and sums), and each row's scales.
+      const __m512 d = _mm512_loadu_ps(a.td + 16 * m);
+      const __m512 sum = _mm512_loadu_ps(a.ts + 16 * m);
+      const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(2 * static_cast<int>(m % 8)), half);
+      const StepRows& s = g.sc[m / 8 % 3];
+      for (int r = 0; r < kRows; ++r) {
+        const __m512 w = _mm512_mul_ps(_mm512_permutexvar_ps(lanes, _mm512_load_ps(s.dw[r])), d);
+        acc[r] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(g.c[m % kLag][r])), w, acc[r]);
+        if constexpr (P::kMins)
+          acc[r] =
+              _mm512_fnmadd_ps(_mm512_permutexvar_ps(lanes, _mm512_load_ps(s.mw[r])), sum, acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    _mm256_storeu_ps(
+        out[r], _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm512_extractf32x8_ps(acc[r], 1)));
+}
+
+// Rows [r0, r1): groups of 16 at rows 16k .. 16k + 15 through the tiles, the rows around them
+// through the AVX-512 kernel of the type (`rest`).
+template <class P, Form kForm, GemvFn GemvKernels::*kRest>
+void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
+  const GemvFn rest = gemv_kernels_avx512().*kRest;
+  const int64_t g0 = std::min(r1, (r0 + kRows - 1) / kRows * kRows),
+                g1 = g0 + (r1 - g0) / kRows * kRows;
+  if (r0 < g0) rest(w, r0, g0, a, y, ldy);
+  if (g0 < g1) {
+    configure_tiles();
+    const P pair;
+    alignas(32) float out[kRows][kGemvMaxTokens];
+    for (int64_t r = g0; r < g1; r += kRows) {
+      group_of_16<P, kForm>(pair, w.row(r), w.row_bytes, w.cols / 32, a, out);
+      for (int t = 0; t < a.n; ++t)
+        for (int i = 0; i < kRows; ++i) y[t * ldy + r + i] = out[i][t];
+    }
+    _tile_release();
+  }
+  if (g1 < r1) rest(w, g1, r1, a, y, ldy);
+}
+
+}  // namespace
+
+// Where they beat the VNNI kernels on matrices read from memory (bench/bench_kernels.cpp has
+// the in-cache side): Q4_0 and Q4_K from 5 tokens (4 are even), Q8_0 from 2 (its VNNI kernel
+// covers 2 to 4 tokens, the strip GEMM more); fewer tokens take the AVX-512 kernels. Q6_K, whose
+// scales change every 16 columns, keeps its AVX-512 kernel.
+const GemvKernels& gemv_kernels_amx() {
+  static const GemvKernels k{"amx",
+                             gemv<Q4_0Pair, Form::Signed, &GemvKernels::q4_0>,
+                             gemv<Q8_0Pair, Form::Signed, &GemvKernels::q8_0>,
+                             gemv<Q4_KPair, Form::Mins, &GemvKernels::q4_k>,
+                             gemv_kernels_avx512().q6_k,
+                             {5, kGemvMaxTokens},
+                             {2, kGemvMaxTokens},
+                             {5, kGemvMaxTokens},
+                             gemv_kernels_avx512().q6_k_tokens,
+                             kRows,
+                             true,
+                             &gemv_kernels_avx512()};
+  return k;
+}
+
+}  // namespace smoe::cpu
