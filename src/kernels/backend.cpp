@@ -39,7 +39,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
           !vnni ? nullptr
           : amx ? &cpu::gemv_kernels_amx()
                 : &cpu::gemv_kernels_avx512(),
-          opts);
+          opts, amx ? &cpu::tile_gemm_kernels_amx() : nullptr);
     }
     case BackendIsa::Avx2:
       return std::make_unique<CpuBackend>(

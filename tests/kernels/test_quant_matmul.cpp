@@ -1,6 +1,7 @@
 // Quantized matmuls of every ISA (activations quantized to 8 bits: integer dot products for one
-// or two tokens, the strip GEMM for more) against the scalar reference that expands the weights
-// to f32, on odd shapes: 1 row, rows not a multiple of the 16-row strip, 1 to 17 tokens.
+// or two tokens, the small-batch kernels, the strip GEMM or AMX's tile GEMM for more) against the
+// scalar reference that expands the weights to f32, on odd shapes: 1 row, rows not a multiple of
+// the 16-row strip, whole 16-row tiles with a part-filled last token tile, 1 to 40 tokens.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,9 +28,10 @@ TEST_P(QuantMatmul, MatchesTheF32ReferenceWithinActivationRounding) {
     int64_t rows, cols, n;
   };
   const bool k_quant = dtype_info(dtype).block_size == 256;
-  for (Case c : {Case{1, 256, 1}, Case{7, 768, 3}, Case{33, 4096, 1}, Case{5, 1024, 9},
-                 Case{64, 256, 17}, Case{17, 512, 2}, Case{40, 256, 7}, Case{37, 1536, 8},
-                 Case{3, 512, 5}, Case{9, 1024, 3}, Case{6, 512, 4}}) {
+  for (Case c :
+       {Case{1, 256, 1}, Case{7, 768, 3}, Case{33, 4096, 1}, Case{5, 1024, 9}, Case{64, 256, 17},
+        Case{17, 512, 2}, Case{40, 256, 7}, Case{37, 1536, 8}, Case{3, 512, 5}, Case{9, 1024, 3},
+        Case{6, 512, 4}, Case{48, 1024, 17}, Case{32, 512, 40}, Case{16, 1536, 9}}) {
     if (!k_quant && c.cols == 768) c.cols = 96;  // legacy types: a width that is not 256·k
     std::vector<float> wf(static_cast<size_t>(c.rows * c.cols)),
         x(static_cast<size_t>(c.n * c.cols));
@@ -77,15 +79,13 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Several matrices sharing one input give the same rows as separate calls, on every path and
 // instruction set this CPU runs (1 token: integer dots or the small-batch kernel; 3 to 8 tokens:
-// the small-batch kernels, AMX's from 5, or the strip GEMM; 9 tokens: the strip GEMM; mixed
-// types, rows that end inside AMX's 16-row groups).
-TEST(QuantMatmul, MultiEqualsSeparateCalls) {
+// the small-batch kernels, AMX's from 5, or the strip GEMM; 9 and 20 tokens: the strip GEMM or
+// AMX's tile GEMM; mixed types, rows that end inside AMX's 16-row groups).
+void expect_multi_equals_separate(const DType (&types)[3], const int64_t (&rows)[3]) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
   ThreadPool pool(2);
   const int64_t cols = 512;
-  const DType types[] = {DType::Q4_K, DType::Q6_K, DType::Q8_0};  // Q8_0: small-batch kernel
-  const int64_t rows[] = {48, 16, 33};
   std::vector<std::vector<std::byte>> data(3);
   std::vector<Matrix> ms;
   for (int m = 0; m < 3; ++m) {
@@ -98,7 +98,7 @@ TEST(QuantMatmul, MultiEqualsSeparateCalls) {
     ms.push_back(Matrix{types[m], rows[m], cols, data[m].data(), rb});
   }
   for (const BackendIsa isa : {BackendIsa::Avx2, BackendIsa::Avx512, BackendIsa::Amx})
-    for (int64_t n : {1, 3, 5, 8, 9}) {
+    for (int64_t n : {1, 3, 5, 8, 9, 20}) {
       if (!backend_isa_supported(isa)) continue;
       std::vector<float> x(static_cast<size_t>(n * cols));
       for (float& v : x) v = nd(rng);
@@ -117,6 +117,13 @@ TEST(QuantMatmul, MultiEqualsSeparateCalls) {
       for (int m = 0; m < 3; ++m)
         EXPECT_EQ(one[m], multi[m]) << backend->name() << " matrix " << m << " n " << n;
     }
+}
+
+TEST(QuantMatmul, MultiEqualsSeparateCalls) {
+  // Q8_0: the small-batch kernel; 33 rows: the strip GEMM past 8 tokens even with AMX.
+  expect_multi_equals_separate({DType::Q4_K, DType::Q6_K, DType::Q8_0}, {48, 16, 33});
+  // All in whole 16-row tiles: AMX's tile GEMM past 8 tokens.
+  expect_multi_equals_separate({DType::Q4_0, DType::Q4_K, DType::Q8_0}, {48, 32, 16});
 }
 
 }  // namespace

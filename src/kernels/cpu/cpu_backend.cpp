@@ -41,11 +41,12 @@ struct MultiIndex {
 
 CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& vd,
                        const cpu::StripKernels* strip, const cpu::GemvKernels* gemv,
-                       const BackendOptions& opts)
+                       const BackendOptions& opts, const cpu::TileGemmKernels* tiles)
     : k_(k),
       vd_(vd),
       strip_(strip),
       gemv_(strip ? gemv : nullptr),
+      tiles_(strip ? tiles : nullptr),
       max_cols_(opts.max_cols),
       max_rows_(std::max<int64_t>(opts.max_rows, 1)),
       name_(std::string("cpu-") + k.isa +
@@ -64,6 +65,11 @@ CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& v
       gemv_td_.resize(static_cast<size_t>(cpu::gemv_tile_floats(max_cols_)));
       gemv_ts_.resize(gemv_td_.size());
     }
+  }
+  if (tiles_) {
+    tile_b_.resize(static_cast<size_t>(cpu::tile_act_bytes(max_rows_, max_cols_)));
+    tile_d_.resize(static_cast<size_t>(cpu::tile_act_floats(max_rows_, max_cols_)));
+    tile_sum_.resize(tile_d_.size());
   }
   qact_.resize(qact_row_bytes(max_cols_) * static_cast<size_t>(max_rows_));
   scratch_.assign(threads, std::vector<float>(static_cast<size_t>(max_cols_)));
@@ -115,6 +121,9 @@ void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int cou
                   rw[i]->cols % dtype_info(rw[i]->dtype).block_size == 0;
   }
   if (nr == 0) return;
+  bool all_tiles = tiles_ && n >= kStripMinTokens;
+  for (int i = 0; i < nr; ++i) all_tiles = all_tiles && tiles_->for_matrix(*rw[i]);
+  if (all_tiles) return matmul_tiles(rw, ry, nr, x, n, pool);
   if (all_strip) return matmul_strip(rw, ry, nr, x, n, pool);
   if (all_vec_dot) return matmul_vec_dot(rw, ry, nr, x, n, pool);
   for (int i = 0; i < nr; ++i) {
@@ -217,6 +226,32 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
         strip_->gemm(strips, nb, w.dtype, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
                      p + 1 < p1 ? &pf : nullptr);
       }
+    });
+  });
+}
+
+// Activations quantized once and laid out as tiles; then each thread takes 16-row groups of all
+// matrices and multiplies them with every token.
+void CpuBackend::matmul_tiles(const Matrix* const* ws, float* const* ys, int count, const float* x,
+                              int64_t n, ThreadPool& pool) {
+  const int64_t cols = ws[0]->cols, nb = cols / 32;
+  const int64_t padded = cpu::tile_act_tiles(n) * cpu::kTileTokens;
+  pool.parallel_for(padded, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      if (i < n) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
+      cpu::tile_pack_token(act_.data() + std::min(i, n - 1) * nb, i, n, nb, tile_b_.data(),
+                           tile_d_.data(), tile_sum_.data());
+    }
+  });
+  const cpu::TileActs acts{tile_b_.data(), tile_d_.data(), tile_sum_.data(), nb, n};
+  int64_t counts[kMaxMulti];
+  int64_t total = 0;
+  for (int m = 0; m < count; ++m) total += counts[m] = ws[m]->rows / 16;
+  const MultiIndex index{counts, count};
+  pool.parallel_for_dynamic(total, kChunksPerThread, [&](int, int64_t b, int64_t e) {
+    index.for_range(b, e, [&](int m, int64_t g0, int64_t g1) {
+      const Matrix& w = *ws[m];
+      tiles_->for_matrix(w)(w, 16 * g0, 16 * g1, acts, ys[m], w.rows);
     });
   });
 }

@@ -4,7 +4,8 @@
 //   - otherwise one or two tokens take the integer dot products of src/quant (memory-bound
 //     decode);
 //   - more tokens take the strip GEMM (strip.h), which unpacks 16 weight rows once per call and
-//     multiplies them with every token.
+//     multiplies them with every token, or, with AMX, the tile GEMM (tile_gemm.h) for the types
+//     it has.
 // Types with neither fall back to expanding each weight row to f32 once per call.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/strip.h"
+#include "kernels/cpu/tile_gemm.h"
 #include "quant/dispatch.h"
 
 namespace smoe {
@@ -24,7 +26,7 @@ class CpuBackend : public Backend {
   // `strip` and `gemv` may be null (none on this ISA); gemv needs strip's activation quantizer.
   CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& vd,
              const cpu::StripKernels* strip, const cpu::GemvKernels* gemv,
-             const BackendOptions& opts);
+             const BackendOptions& opts, const cpu::TileGemmKernels* tiles = nullptr);
   const char* name() const override { return name_.c_str(); }
   void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) override;
   void matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
@@ -47,6 +49,8 @@ class CpuBackend : public Backend {
                     ThreadPool& pool);
   void matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
                     ThreadPool& pool);
+  void matmul_tiles(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
+                    ThreadPool& pool);
   void matmul_vec_dot(const Matrix* const* ws, float* const* ys, int count, const float* x,
                       int64_t n, ThreadPool& pool);
   void matmul_dequantized(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool);
@@ -56,6 +60,7 @@ class CpuBackend : public Backend {
   const quant::VecDotKernels& vd_;
   const cpu::StripKernels* strip_;
   const cpu::GemvKernels* gemv_;
+  const cpu::TileGemmKernels* tiles_;
   int64_t max_cols_, max_rows_;
   std::string name_;
   std::vector<cpu::ActQ8> act_;                       // (max_rows, max_cols / 32)
@@ -63,7 +68,9 @@ class CpuBackend : public Backend {
   std::vector<int8_t> gemv_qs_;                       // (kGemvMaxTokens, max_cols)
   std::vector<float> gemv_d_, gemv_sum_;              // (kGemvMaxTokens, max_cols / 32)
   std::vector<int32_t> gemv_sum4_;                    // (kGemvMaxTokens, max_cols / 4)
-  std::vector<int8_t> gemv_tq_;                       // the same as AMX tiles (gemv.h)
+  std::vector<int8_t> tile_b_;                        // the tile GEMM's activations
+  std::vector<float> tile_d_, tile_sum_;
+  std::vector<int8_t> gemv_tq_;  // the same as AMX tiles (gemv.h)
   std::vector<float> gemv_td_, gemv_ts_;
   std::vector<std::byte> qact_;              // vec-dot activations, max_rows rows
   std::vector<std::vector<float>> scratch_;  // one f32 row per thread

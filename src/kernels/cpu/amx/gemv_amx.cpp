@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cpu/avx512/gemv_pairs.h"
+#include "kernels/cpu/amx/amx_tiles.h"
 #include "kernels/cpu/gemv.h"
 
 namespace smoe::cpu {
@@ -22,76 +22,13 @@ constexpr int kRows = 16;  // weight rows per group: an A tile's rows
 constexpr int kAhead = 2;  // steps (16 blocks) of prefetch distance
 constexpr int kLag = 8;    // pairs of buffers between the stages
 
-// LDTILECFG's 64-byte operand (palette 1).
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Tiles 0, 1: the int32 sums of a pair of blocks (16 rows × 8 tokens of each block); 2, 3: the
 // pair's weights (16 rows × 64 bytes); 4, 5: its activations (gemv.h). Even pairs take 0, 2, 4,
 // odd ones 1, 3, 5, so that one pair's product need not wait for the last one's to be stored.
-void configure_tiles() {
-  TileConfig c;
-  for (int t = 0; t < 6; ++t) {
-    c.rows[t] = kRows;
-    c.colsb[t] = 64;
-  }
-  _tile_loadconfig(&c);
-}
-
-// The A tiles hold the weights' integers: signed (Q4_0's u − 8, Q8_0's q) with signed
-// products, or Q4_K's unsigned nibbles, whose offset term Σ mw·sum is subtracted in floats.
-enum class Form { Signed, Mins };
-
-// A pair of blocks of one row as 64 bytes laid out like gemv_pairs.h's. Nibbles are split by one
-// GF(2) affine transform per register, its matrix per 64-bit lane picking the low or the high
-// nibble; for Q4_0 it also sign-extends the nibble with its top bit flipped, which is u − 8.
-template <class P>
-struct Unpack;
-template <>
-struct Unpack<Q4_0Pair> {  // 128-bit lanes: block 0 low, high, block 1 low, high
-  static constexpr int64_t kLow = 0x0102040808080808, kHigh = 0x1020408080808080;
-  static constexpr int kFlip = 0xF8;  // bits 3-7: the nibble's top bit, flipped
-  __m512i nibbles = _mm512_setr_epi64(kLow, kLow, kHigh, kHigh, kLow, kLow, kHigh, kHigh);
-  __m512i operator()(const std::byte* p, int) const {
-    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(Q4_0Pair::twice(p)),
-                                         Q4_0Pair::twice(p + Q4_0Pair::kBytes), 1);
-    return _mm512_gf2p8affine_epi64_epi8(q, nibbles, kFlip);
-  }
-};
-template <>
-struct Unpack<Q8_0Pair> {  // the two blocks' 32 int8 each
-  __m512i operator()(const std::byte* p, int) const {
-    const auto* a = reinterpret_cast<const __m256i*>(p + 2);
-    const auto* b = reinterpret_cast<const __m256i*>(p + 2 + Q8_0Pair::kBytes);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(a)), _mm256_loadu_si256(b),
-                              1);
-  }
-};
-template <>
-struct Unpack<Q4_KPair> {  // 256-bit halves: the 32 bytes' low nibbles, then their high ones
-  static constexpr int64_t kLow = 0x0102040800000000, kHigh = 0x1020408000000000;
-  __m512i nibbles = _mm512_setr_epi64(kLow, kLow, kLow, kLow, kHigh, kHigh, kHigh, kHigh);
-  __m512i operator()(const std::byte* p, int) const {
-    const __m512i q =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_gf2p8affine_epi64_epi8(q, nibbles, 0);
-  }
-};
-
-// The compiler's tile intrinsics (asm statements) do not say what memory they touch: these tell
-// it that a tile load reads the kTileBytes at p (so the stores that fill them come first) and
-// that a tile store wrote those at p (so later loads read them again).
-constexpr size_t kTileBytes = 1024;
-using TileMemory = std::array<std::byte, kTileBytes>;
-inline void tile_will_read(const void* p) {
-  asm volatile("" : : "m"(*static_cast<const TileMemory*>(p)));
-}
-inline void tile_wrote(void* p) {
-  asm volatile("" : "+m"(*static_cast<TileMemory*>(p)));
+void configure_gemv_tiles() {
+  constexpr uint8_t rows[6] = {kRows, kRows, kRows, kRows, kRows, kRows};
+  constexpr uint16_t colsb[6] = {64, 64, 64, 64, 64, 64};
+  configure_tiles(6, rows, colsb);
 }
 
 // The tile product C = A·B of a pair of blocks, in two parts: issue (A the weights, 16 rows × 64
@@ -100,8 +37,8 @@ inline void tile_wrote(void* p) {
 // numbers as literals.
 template <Form kForm, bool kOdd>
 inline void issue(const int8_t* w, const int8_t* x) {
-  tile_will_read(w);
-  tile_will_read(x);
+  tile_will_read<1024>(w);
+  tile_will_read<1024>(x);
   if constexpr (!kOdd) {
     _tile_loadd(2, w, 64);
     _tile_loadd(4, x, 64);
@@ -126,7 +63,7 @@ inline void store(int32_t* c) {
     _tile_stored(0, c, 64);
   else
     _tile_stored(1, c, 64);
-  tile_wrote(c);
+  tile_wrote<1024>(c);
 }
 
 // The 16 rows' scales of a 16-block step, row by row (mw: the offset coefficients, kMins only).
@@ -221,7 +158,7 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
                 g1 = g0 + (r1 - g0) / kRows * kRows;
   if (r0 < g0) rest(w, r0, g0, a, y, ldy);
   if (g0 < g1) {
-    configure_tiles();
+    configure_gemv_tiles();
     const P pair;
     alignas(32) float out[kRows][kGemvMaxTokens];
     for (int64_t r = g0; r < g1; r += kRows) {
