@@ -22,6 +22,7 @@ struct BenchFlags {
   int threads = 0;
   int seqs = 1;
   bool json = false;
+  bool no_amx = false;
   bool bandwidth = false;
   std::string tokenize_file;
   uint64_t seed = 1234;
@@ -106,6 +107,7 @@ int run_bench(const BenchFlags& f) {
   co.n_ctx = max_len;
   co.max_batch = std::max(512, f.seqs);
   co.max_seqs = f.seqs;
+  co.amx = !f.no_amx;
   Context ctx(model, co);
   std::mt19937_64 rng(f.seed);
   run_once(ctx, std::min(max_len, 16), 0, f.seqs, rng);  // warm-up: pages in, caches, threads
@@ -181,6 +183,7 @@ void add_bench_command(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed of the random token ids")->capture_default_str();
   cmd->add_flag("--json", f->json, "print a JSON array (llama-bench keys)");
+  cmd->add_flag("--no-amx", f->no_amx, "leave AMX tiles unused (AVX-512 kernels only; to compare)");
   cmd->add_option("--tokenize", f->tokenize_file,
                   "measure the tokenizer's encoding speed on this text");
   cmd->add_flag("--bandwidth", f->bandwidth,

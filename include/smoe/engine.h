@@ -79,6 +79,7 @@ struct ContextOptions {
   int64_t max_batch = 512;         // tokens per forward pass; longer batches are split
   int max_seqs = 1;                // sequence ids 0..max_seqs-1
   bool reference_kernels = false;  // run the scalar reference kernels (for checking)
+  bool amx = true;                 // AMX int8 tiles where the CPU has them (false: AVX-512 only)
 };
 
 struct BatchToken {

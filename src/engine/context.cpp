@@ -20,6 +20,11 @@ class CallbackObserver : public ForwardObserver {
   }
 };
 
+// The best instruction set short of AMX: AVX-512 where the CPU has it, else whatever it has.
+BackendIsa without_amx() {
+  return backend_isa_supported(BackendIsa::Avx512) ? BackendIsa::Avx512 : BackendIsa::Auto;
+}
+
 }  // namespace
 
 struct Context::Impl {
@@ -42,7 +47,8 @@ struct Context::Impl {
         backend(make_backend({.max_cols = std::max({cfg.dim, cfg.hidden_dim, cfg.q_dim()}),
                               .max_rows = std::max<int64_t>(o.max_batch, 1),
                               .n_threads = threads,
-                              .reference = o.reference_kernels})),
+                              .reference = o.reference_kernels,
+                              .isa = o.amx ? BackendIsa::Auto : without_amx()})),
         cache(cfg, n_ctx, o.max_seqs),
         transformer(cfg, model->impl().weights, o.max_batch, n_ctx, o.max_seqs, threads) {}
 };
