@@ -84,5 +84,44 @@ inline void tile_wrote(void* p) {
   asm volatile("" : "+m"(*static_cast<std::array<std::byte, kBytes>*>(p)));
 }
 
+// One tile product C = A·B in two parts: issue (A the weights, 16 rows `ws` bytes apart; B the
+// activations, rows `xs` apart) and, some blocks later, store (C's 16 rows × 16 int32 to c), so
+// that the store does not wait on the product just issued. The kernels use tiles 0 and 1 for C,
+// 2 and 3 for A, 4 and 5 for B; kOdd picks the second of each (the intrinsics take tile numbers
+// as literals), so that a product need not wait for the last one's sums to be stored.
+template <Form kForm, bool kOdd>
+inline void tile_issue(const int8_t* w, long ws, const int8_t* x, long xs) {
+#define SMOE_TILE_PRODUCT(c, a, b)     \
+  _tile_loadd(a, w, ws);               \
+  _tile_loadd(b, x, xs);               \
+  _tile_zero(c);                       \
+  if constexpr (kForm == Form::Signed) \
+    _tile_dpbssd(c, a, b);             \
+  else                                 \
+    _tile_dpbusd(c, a, b)
+  if constexpr (!kOdd) {
+    SMOE_TILE_PRODUCT(0, 2, 4);
+  } else {
+    SMOE_TILE_PRODUCT(1, 3, 5);
+  }
+#undef SMOE_TILE_PRODUCT
+}
+template <bool kOdd>
+inline void tile_store(int32_t* c) {
+  if constexpr (!kOdd)
+    _tile_stored(0, c, 64);
+  else
+    _tile_stored(1, c, 64);
+  tile_wrote<1024>(c);
+}
+// Block (or pair) i's product and store, in the tiles of its parity.
+template <Form kForm>
+inline void tile_issue(int64_t i, const int8_t* w, long ws, const int8_t* x, long xs) {
+  i % 2 ? tile_issue<kForm, true>(w, ws, x, xs) : tile_issue<kForm, false>(w, ws, x, xs);
+}
+inline void tile_store(int64_t i, int32_t* c) {
+  i % 2 ? tile_store<true>(c) : tile_store<false>(c);
+}
+
 }  // namespace
 }  // namespace smoe::cpu

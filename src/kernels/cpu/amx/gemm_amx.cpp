@@ -28,35 +28,6 @@ void configure_gemm_tiles() {
   configure_tiles(6, rows, colsb);
 }
 
-template <Form kForm, bool kOdd>
-inline void issue(const int8_t* w, const int8_t* x) {
-  if constexpr (!kOdd) {
-    _tile_loadd(2, w, kStepCols);
-    _tile_loadd(4, x, 64);
-    _tile_zero(0);
-    if constexpr (kForm == Form::Signed)
-      _tile_dpbssd(0, 2, 4);
-    else
-      _tile_dpbusd(0, 2, 4);
-  } else {
-    _tile_loadd(3, w, kStepCols);
-    _tile_loadd(5, x, 64);
-    _tile_zero(1);
-    if constexpr (kForm == Form::Signed)
-      _tile_dpbssd(1, 3, 5);
-    else
-      _tile_dpbusd(1, 3, 5);
-  }
-}
-template <bool kOdd>
-inline void store(int32_t* c) {
-  if constexpr (!kOdd)
-    _tile_stored(0, c, 64);
-  else
-    _tile_stored(1, c, 64);
-  tile_wrote<1024>(c);
-}
-
 // One step of 16 rows, unpacked: u[r] the row's 512 columns, dw[r] / mw[r] its 16 blocks' scales
 // and offset coefficients (kMins only).
 struct Step {
@@ -88,10 +59,9 @@ void step_tile(const Step& s, const TileActs& a, int64_t tile, int64_t j0, __m51
   for (int q = 0; q < 16 + 2; ++q) {
     if (q < 16) {
       const int8_t* x = a.b + 512 * (at + q);
-      q % 2 ? issue<kForm, true>(s.u[0] + 32 * q, x) : issue<kForm, false>(s.u[0] + 32 * q, x);
+      tile_issue<kForm>(q, s.u[0] + 32 * q, kStepCols, x, 64);
     }
-    if (const int m = q - 1; m >= 0 && m < 16)
-      m % 2 ? store<true>(c[m % 4][0]) : store<false>(c[m % 4][0]);
+    if (const int m = q - 1; m >= 0 && m < 16) tile_store(m, c[m % 4][0]);
     if (const int m = q - 2; m >= 0) {
       const __m512 d = _mm512_loadu_ps(a.d + 16 * (at + m));
       const __m512 sum = _mm512_loadu_ps(a.sum + 16 * (at + m));

@@ -31,41 +31,6 @@ void configure_gemv_tiles() {
   configure_tiles(6, rows, colsb);
 }
 
-// The tile product C = A·B of a pair of blocks, in two parts: issue (A the weights, 16 rows × 64
-// bytes; B the activations) and, a pair later, store (16 rows × 16 int32 to c), so that the
-// store does not wait on the product just issued. kOdd picks the tiles: the intrinsics take their
-// numbers as literals.
-template <Form kForm, bool kOdd>
-inline void issue(const int8_t* w, const int8_t* x) {
-  tile_will_read<1024>(w);
-  tile_will_read<1024>(x);
-  if constexpr (!kOdd) {
-    _tile_loadd(2, w, 64);
-    _tile_loadd(4, x, 64);
-    _tile_zero(0);
-    if constexpr (kForm == Form::Signed)
-      _tile_dpbssd(0, 2, 4);
-    else
-      _tile_dpbusd(0, 2, 4);
-  } else {
-    _tile_loadd(3, w, 64);
-    _tile_loadd(5, x, 64);
-    _tile_zero(1);
-    if constexpr (kForm == Form::Signed)
-      _tile_dpbssd(1, 3, 5);
-    else
-      _tile_dpbusd(1, 3, 5);
-  }
-}
-template <bool kOdd>
-inline void store(int32_t* c) {
-  if constexpr (!kOdd)
-    _tile_stored(0, c, 64);
-  else
-    _tile_stored(1, c, 64);
-  tile_wrote<1024>(c);
-}
-
 // The 16 rows' scales of a 16-block step, row by row (mw: the offset coefficients, kMins only).
 struct StepRows {
   alignas(64) float dw[kRows][16], mw[kRows][16];
@@ -124,10 +89,9 @@ void group_of_16(const P& pair, const std::byte* row, size_t stride, int64_t nb,
     if (q < pairs) unpack(pair, bytes, row, stride, nb, q, g);
     if (const int64_t m = q - kIssue; m >= 0 && m < pairs) {
       const int8_t* x = a.tq + 1024 * m;
-      m % 2 ? issue<kForm, true>(g.wq[m % kLag][0], x) : issue<kForm, false>(g.wq[m % kLag][0], x);
+      tile_issue<kForm>(m, g.wq[m % kLag][0], 64, x, 64);
     }
-    if (const int64_t m = q - kStore; m >= 0 && m < pairs)
-      m % 2 ? store<true>(g.c[m % kLag][0]) : store<false>(g.c[m % kLag][0]);
+    if (const int64_t m = q - kStore; m >= 0 && m < pairs) tile_store(m, g.c[m % kLag][0]);
     if (const int64_t m = q - kScale; m >= 0) {  // acc += the sums · dw·d (− mw·sum)
       // Lanes 0-7 block 2p, 8-15 block 2p + 1: the tokens' d (and sums), and each row's scales.
       const __m512 d = _mm512_loadu_ps(a.td + 16 * m);
