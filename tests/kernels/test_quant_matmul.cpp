@@ -126,5 +126,23 @@ TEST(QuantMatmul, MultiEqualsSeparateCalls) {
   expect_multi_equals_separate({DType::Q4_0, DType::Q4_K, DType::Q8_0}, {48, 32, 16});
 }
 
+// AMX needs AVX-512 VNNI, and where the CPU or the operating system has no tiles a backend asked
+// for AMX runs the AVX-512 kernels instead; Auto picks AMX wherever it can run.
+TEST(QuantMatmul, AmxWhereTheCpuHasItElseAvx512) {
+  const BackendOptions opts{.max_cols = 512, .max_rows = 4, .n_threads = 1, .isa = BackendIsa::Amx};
+  const std::string amx = make_backend(opts)->name();
+  const std::string best = make_backend({.max_cols = 512, .max_rows = 4})->name();
+  if (backend_isa_supported(BackendIsa::Amx)) {
+    EXPECT_TRUE(backend_isa_supported(BackendIsa::Avx512));
+    EXPECT_EQ(amx, "cpu-avx512+amx+strip");
+    EXPECT_EQ(best, amx);
+  } else if (backend_isa_supported(BackendIsa::Avx512)) {
+    EXPECT_EQ(amx.find("amx"), std::string::npos) << amx;
+    EXPECT_EQ(best.find("amx"), std::string::npos) << best;
+  } else {
+    GTEST_SKIP() << "this CPU runs neither AMX nor AVX-512";
+  }
+}
+
 }  // namespace
 }  // namespace smoe
