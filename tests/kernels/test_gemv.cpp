@@ -50,15 +50,12 @@ Problem make(DType t, int64_t rows, int64_t cols, int n, uint32_t seed) {
   s.tq.resize(static_cast<size_t>(cpu::gemv_tile_bytes(cols)));
   s.td.resize(static_cast<size_t>(cpu::gemv_tile_floats(cols)));
   s.ts.resize(s.td.size());
-  cpu::gemv_pack_tiles(s.acts, s.tq.data(), s.td.data(), s.ts.data());
+  for (int t = 0; t < cpu::kGemvMaxTokens; ++t)
+    cpu::gemv_pack_token(s.acts, t, s.tq.data(), s.td.data(), s.ts.data());
   s.acts.tq = s.tq.data();
   s.acts.td = s.td.data();
   s.acts.ts = s.ts.data();
   return s;
-}
-
-cpu::GemvFn kernel_of(const cpu::GemvKernels& k, DType t) {
-  return k.of_type(t);
 }
 
 TEST(Gemv, ScalarEqualsTheDequantizedDot) {
@@ -67,7 +64,7 @@ TEST(Gemv, ScalarEqualsTheDequantizedDot) {
     const int n = 3;
     const Problem s = make(t, rows, cols, n, 3);
     std::vector<float> y(n * rows);
-    kernel_of(cpu::gemv_kernels_scalar(), t)(s.w.m, 0, rows, s.acts, y.data(), rows);
+    cpu::gemv_kernels_scalar().of_type(t)(s.w.m, 0, rows, s.acts, y.data(), rows);
     std::vector<float> w(cols);
     for (int64_t r = 0; r < rows; ++r) {
       quant::dequantize_row(t, s.w.m.row(r), w.data(), cols);
@@ -97,7 +94,7 @@ TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
     GTEST_SKIP() << "this CPU (or its operating system) does not run the " << GetParam().name
                  << " kernels";
   for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
-    const cpu::GemvFn kernel = kernel_of(GetParam().kernels(), t);
+    const cpu::GemvFn kernel = GetParam().kernels().of_type(t);
     if (!kernel) {
       EXPECT_TRUE(GetParam().isa == BackendIsa::Avx2 && (t == DType::Q4_K || t == DType::Q6_K))
           << "only AVX2 may lack a kernel, and only for the k-quants";
@@ -109,7 +106,7 @@ TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
           const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(rows * 100 + n));
           const int64_t ldy = rows + 3, r0 = rows / 3, r1 = rows;
           std::vector<float> ref(n * ldy, -7.0f), got(n * ldy, -7.0f);
-          kernel_of(cpu::gemv_kernels_scalar(), t)(s.w.m, r0, r1, s.acts, ref.data(), ldy);
+          cpu::gemv_kernels_scalar().of_type(t)(s.w.m, r0, r1, s.acts, ref.data(), ldy);
           kernel(s.w.m, r0, r1, s.acts, got.data(), ldy);
           for (int64_t i = 0; i < n * ldy; ++i)  // rows outside [r0, r1) stay untouched
             ASSERT_NEAR(got[i], ref[i], 2e-5f * (std::sqrt(static_cast<float>(cols)) * 40.0f))

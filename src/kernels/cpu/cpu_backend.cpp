@@ -160,28 +160,33 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
     sum4 = sum4 || cpu::gemv_uses_sum4(ws[m]->dtype);
     tiles = tiles || gemv_->reads_tiles(*ws[m], n);
   }
-  pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const cpu::ActQ8* a = act_.data() + t * nb;
-      strip_->quantize(x + t * cols, act_.data() + t * nb, cols);
-      for (int64_t j = 0; j < nb; ++j) {
-        std::copy_n(a[j].qs, 32, gemv_qs_.data() + t * cols + j * 32);
-        gemv_d_[static_cast<size_t>(t * nb + j)] = a[j].d;
-        gemv_sum_[static_cast<size_t>(t * nb + j)] = a[j].sum;
-      }
-      if (sum4)
-        cpu::gemv_sums_of_4(gemv_qs_.data() + t * cols, cols, gemv_sum4_.data() + t * cols / 4);
-    }
-  });
   cpu::GemvActs acts{gemv_qs_.data(),    gemv_d_.data(), gemv_sum_.data(),
                      gemv_sum4_.data(),  cols,           nb,
                      static_cast<int>(n)};
   if (tiles) {
-    cpu::gemv_pack_tiles(acts, gemv_tq_.data(), gemv_td_.data(), gemv_ts_.data());
     acts.tq = gemv_tq_.data();
     acts.td = gemv_td_.data();
     acts.ts = gemv_ts_.data();
   }
+  // Token by token (with tiles, every slot: those past n become zeros).
+  pool.parallel_for(tiles ? cpu::kGemvMaxTokens : n, [&](int, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      if (t < n) {
+        const cpu::ActQ8* a = act_.data() + t * nb;
+        strip_->quantize(x + t * cols, act_.data() + t * nb, cols);
+        for (int64_t j = 0; j < nb; ++j) {
+          std::copy_n(a[j].qs, 32, gemv_qs_.data() + t * cols + j * 32);
+          gemv_d_[static_cast<size_t>(t * nb + j)] = a[j].d;
+          gemv_sum_[static_cast<size_t>(t * nb + j)] = a[j].sum;
+        }
+        if (sum4)
+          cpu::gemv_sums_of_4(gemv_qs_.data() + t * cols, cols, gemv_sum4_.data() + t * cols / 4);
+      }
+      if (tiles)
+        cpu::gemv_pack_token(acts, static_cast<int>(t), gemv_tq_.data(), gemv_td_.data(),
+                             gemv_ts_.data());
+    }
+  });
   // Rows go out in the kernels' groups, so that each lands on the same tile however the matrices
   // are grouped and split.
   const int64_t g = gemv_->row_group;

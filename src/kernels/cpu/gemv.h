@@ -12,7 +12,6 @@
 // start from −32 times the sums of 4 activations (sum4), so Σ_j (u − 32)·q is exact per lane.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -32,7 +31,7 @@ struct GemvActs {
   const int32_t* sum4;
   int64_t q_stride, b_stride;
   int n;  // tokens, 1 .. kGemvMaxTokens
-  // The same activations as AMX tiles take them (gemv_pack_tiles; only for kernels that ask):
+  // The same activations as AMX tiles take them (gemv_pack_token; only for kernels that ask):
   // per pair of blocks (64 columns) a tile of 16 rows × 16 columns of 4 bytes at tq + 1024·p, row
   // g < 8 holding columns 4g .. 4g + 3 of block 2p for tokens 0 .. 7 in tile columns 0 .. 7, rows
   // g ≥ 8 those of block 2p + 1 in tile columns 8 .. 15, zeros elsewhere and past n; so one tile
@@ -43,7 +42,7 @@ struct GemvActs {
   const float* ts = nullptr;
 };
 
-// Bytes of gemv_pack_tiles' tq for cols columns, floats of each of td and ts.
+// Bytes of tq for cols columns, floats of each of td and ts.
 inline int64_t gemv_tile_bytes(int64_t cols) {
   return cols * 2 * kGemvMaxTokens;
 }
@@ -51,20 +50,23 @@ inline int64_t gemv_tile_floats(int64_t cols) {
   return cols / 32 * kGemvMaxTokens;
 }
 
-// Fills tq, td and ts from a's planar activations (a.n tokens of a.q_stride columns).
-inline void gemv_pack_tiles(const GemvActs& a, int8_t* tq, float* td, float* ts) {
+// Token slot t's place in tq, td and ts (its tile columns t and 8 + t of every pair, data or
+// zeros, and zeros for t ≥ a.n): the slots share no bytes, so they may be filled in parallel.
+inline void gemv_pack_token(const GemvActs& a, int t, int8_t* tq, float* td, float* ts) {
   static_assert(kGemvMaxTokens == 8, "a tile row holds 8 tokens of two blocks");
-  const int64_t nb = a.q_stride / 32;
-  std::fill_n(tq, gemv_tile_bytes(a.q_stride), int8_t{0});
-  for (int64_t b = 0; b < nb; ++b)
-    for (int t = 0; t < kGemvMaxTokens; ++t) {
-      const bool on = t < a.n;
-      int8_t* tile = tq + 1024 * (b / 2) + 512 * (b % 2) + 4 * (8 * (b % 2) + t);
-      for (int g = 0; on && g < 8; ++g)
-        for (int i = 0; i < 4; ++i) tile[64 * g + i] = a.qs[t * a.q_stride + 32 * b + 4 * g + i];
-      td[8 * b + t] = on ? a.d[t * a.b_stride + b] : 0.0f;
-      ts[8 * b + t] = on ? a.sum[t * a.b_stride + b] : 0.0f;
-    }
+  const bool on = t < a.n;
+  for (int64_t b = 0; b < a.q_stride / 32; ++b) {
+    int8_t* pair = tq + 1024 * (b / 2);
+    int8_t* mine = pair + 512 * (b % 2) + 4 * (8 * (b % 2) + t);       // the block's rows
+    int8_t* other = pair + 512 * (1 - b % 2) + 4 * (8 * (b % 2) + t);  // zeros there
+    for (int g = 0; g < 8; ++g)
+      for (int i = 0; i < 4; ++i) {
+        mine[64 * g + i] = on ? a.qs[t * a.q_stride + 32 * b + 4 * g + i] : int8_t{0};
+        other[64 * g + i] = 0;
+      }
+    td[8 * b + t] = on ? a.d[t * a.b_stride + b] : 0.0f;
+    ts[8 * b + t] = on ? a.sum[t * a.b_stride + b] : 0.0f;
+  }
 }
 
 // Whether a type's kernels read sum4 (only then does a caller need to fill it).
@@ -122,8 +124,8 @@ struct GemvKernels {
   }
   // Whether the kernel for w and n tokens reads the tile layout (one of this set's, not fewer's).
   bool reads_tiles(const Matrix& w, int64_t n) const {
-    return tiles && for_matrix(w, n) &&
-           for_matrix(w, n) != (fewer ? fewer->for_matrix(w, n) : nullptr);
+    const GemvFn f = tiles ? for_matrix(w, n) : nullptr;
+    return f && f != (fewer ? fewer->for_matrix(w, n) : nullptr);
   }
   // The kernel of type t in this set (each takes 1 to kGemvMaxTokens tokens), or null.
   GemvFn of_type(DType t) const {
