@@ -141,7 +141,8 @@ TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   EXPECT_NE(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 8), nullptr);  // four rows
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q4_0, 4, 1024, nullptr, 0}, 9), nullptr);  // strip GEMM
   EXPECT_NE(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 4), nullptr);
-  EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 1), nullptr);  // dot product
+  EXPECT_NE(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 1), nullptr);
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14400, nullptr, 0}, 1), nullptr);  // dot product
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 5), nullptr);
   const auto& k2 = cpu::gemv_kernels_avx2();  // the strip GEMM from 3 tokens on
   EXPECT_NE(k2.for_matrix(Matrix{DType::Q8_0, 4, 4096, nullptr, 0}, 1), nullptr);

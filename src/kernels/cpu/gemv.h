@@ -94,8 +94,9 @@ struct GemvKernels {
   const char* isa;
   GemvFn q4_0, q8_0, q4_k, q6_k;  // q4_k, q6_k: null where the instruction set has none
   // Where each kernel wins over the other paths on its instruction set: with AVX-512 up to 8
-  // tokens for Q4_0 (3 to 8 through four-row tiles, measured on matrices read from memory), 2 to
-  // 4 for Q8_0, 2 to 8 for Q4_K (one token is as fast or faster with the per-row dot product;
+  // tokens for Q4_0 (3 to 8 through four-row tiles, measured on matrices read from memory), 1 to
+  // 4 for Q8_0 (one token from memory 24.8–27.6 GB/s against 21.3–25.0 through the per-row dot
+  // product, Xeon, 2 threads), 2 to 8 for Q4_K (one token is as fast or faster with the dot;
   // the strip GEMM's repack of Q4_K from memory cost more than its multiplication for up to 8
   // tokens) and 3 to 8 for Q6_K (2 tokens are even with two dot products; 4096 × 4096, 3 tokens
   // 0.7 ms against 1.6–1.8 through the strip GEMM, 8 tokens even with it while the matrix stays

@@ -4,8 +4,8 @@
 // the two blocks' 8 tokens in separate columns, zeros past the batch); the 16 × 8 integer sums of
 // each block are then scaled in AVX-512 by dw·d. The work per pair does not grow with the batch
 // (a VNNI kernel runs one vpdpbusd per token and pair), so 8 tokens cost what 1 does: Q4_0 read
-// from memory (0.8 GB, 4096 columns, 2 threads, Xeon with AMX) streams at 17.5 GB/s for any
-// batch, against 25 (1 token), 17.8 (4), 12.1 (5) and 9.4 (8) for the VNNI kernels.
+// from memory (0.8 GB, 4096 columns, 2 threads, Xeon with AMX) streams at 17–18 GB/s for any
+// batch, against 23 (1 token), 17.3 (4), 12.1 (5) and 9.5 (8) for the VNNI kernels.
 #include <immintrin.h>
 
 #include <array>
@@ -138,8 +138,8 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 }  // namespace
 
 // Where they beat the VNNI kernels on matrices read from memory (bench/bench_kernels.cpp has
-// the in-cache side): Q4_0 and Q4_K from 5 tokens (4 are even), Q8_0 from 2 (its VNNI kernel
-// covers 2 to 4 tokens, the strip GEMM more); fewer tokens take the AVX-512 kernels. Q6_K, whose
+// the in-cache side): from 5 tokens (4 are even for Q4_0 and Q4_K; Q8_0's VNNI kernel, 21–25
+// GB/s for 2 to 4 tokens, against 20 here); fewer tokens take the AVX-512 kernels. Q6_K, whose
 // scales change every 16 columns, keeps its AVX-512 kernel.
 const GemvKernels& gemv_kernels_amx() {
   static const GemvKernels k{"amx",
@@ -148,7 +148,7 @@ const GemvKernels& gemv_kernels_amx() {
                              gemv<Q4_KPair, Form::Mins, &GemvKernels::q4_k>,
                              gemv_kernels_avx512().q6_k,
                              {5, kGemvMaxTokens},
-                             {2, kGemvMaxTokens},
+                             {5, kGemvMaxTokens},
                              {5, kGemvMaxTokens},
                              gemv_kernels_avx512().q6_k_tokens,
                              kRows,

@@ -39,9 +39,10 @@ struct Q8_0Block {
 };
 
 // kN tokens (of the acts at a, from token t0) with one row. Each step also pulls the same bytes of
-// the next row (if any) into L1: the row being multiplied and the next one are then two streams
+// the next row (if any) into L2: the row being multiplied and the next one are then two streams
 // from memory at once, which one core's hardware prefetcher alone does not keep busy enough
-// (decode of the Mixtral-2L Q4_0 file 34-36 → 38-45 tok/s with 2 threads).
+// (decode of the Mixtral-2L Q4_0 file 34-36 → 38-45 tok/s with 2 threads). L2, not L1, as
+// gemv_pairs.h's pull_step: Q8_0 from memory 26.1–26.5 GB/s against 21.5–21.6 (one token).
 template <class B, int kN>
 void row_tile(const std::byte* row, const std::byte* next, int64_t nb, const GemvActs& a, int t0,
               float* y, int64_t ldy) {
@@ -52,7 +53,7 @@ void row_tile(const std::byte* row, const std::byte* next, int64_t nb, const Gem
     const std::byte* base = row + j * B::kBytes;
     if (next)
       for (int l = 0; l < 8 * B::kBytes; l += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(next + j * B::kBytes + l), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(next + j * B::kBytes + l), _MM_HINT_T1);
     const __m256 dw = halves8(base, B::kBytes);  // the 8 blocks' f16 scales
     alignas(32) float s[kN][8];                  // dw·d of each block, for each token
     for (int t = 0; t < kN; ++t) {

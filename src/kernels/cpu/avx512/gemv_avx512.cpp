@@ -276,7 +276,7 @@ const GemvKernels& gemv_kernels_avx512() {
                              gemv<Q4_KPair, true>,
                              gemv<Q6_KPair, true>,
                              {1, kGemvMaxTokens},
-                             {2, 4},
+                             {1, 4},
                              {2, kGemvMaxTokens},
                              {3, kGemvMaxTokens}};
   return k;
