@@ -93,15 +93,14 @@ struct TokenRange {
 struct GemvKernels {
   const char* isa;
   GemvFn q4_0, q8_0, q4_k, q6_k;  // q4_k, q6_k: null where the instruction set has none
-  // Where each kernel wins over the other paths on its instruction set: with AVX-512 up to 8
-  // tokens for Q4_0 (3 to 8 through four-row tiles, measured on matrices read from memory), 1 to
-  // 4 for Q8_0 (one token from memory 24.8–27.6 GB/s against 21.3–25.0 through the per-row dot
-  // product, Xeon, 2 threads), 2 to 8 for Q4_K (one token is as fast or faster with the dot;
-  // the strip GEMM's repack of Q4_K from memory cost more than its multiplication for up to 8
-  // tokens) and 3 to 8 for Q6_K (2 tokens are even with two dot products; 4096 × 4096, 3 tokens
-  // 0.7 ms against 1.6–1.8 through the strip GEMM, 8 tokens even with it while the matrix stays
-  // in cache, and no repack from memory); with AVX2 1 to 2 tokens of Q4_0 and Q8_0, the strip
-  // GEMM taking over from 3 (bench/bench_kernels.cpp).
+  // Where each kernel wins over the other paths on its instruction set: with AVX-512 from one
+  // token on, up to 8 for Q4_0, Q4_K and Q6_K (3 to 8 through four-row tiles) and up to 4 for
+  // Q8_0. From memory (14336 × 4096 × 24 rows, 2 threads, Xeon) one token reads Q8_0 at 24.8–27.6
+  // GB/s against 21.3–25.0 through the per-row dot product, Q4_K 25.5–25.6 against 20.0–25.3,
+  // Q6_K 24.4–24.8 against 20.7, and two tokens of Q6_K 21.2 against 17.5 for two dots; the
+  // strip GEMM's repack of Q4_K from memory cost more than its multiplication for up to 8 tokens,
+  // and for Q6_K 4096 × 4096, 3 tokens took 0.7 ms against 1.6–1.8 through it. With AVX2 1 to 2
+  // tokens of Q4_0 and Q8_0, the strip GEMM taking over from 3 (bench/bench_kernels.cpp).
   TokenRange q4_0_tokens, q8_0_tokens, q4_k_tokens, q6_k_tokens;
   // Rows go to threads and calls in groups of this many, starting at multiples of it, so that a
   // kernel's tiles (4 rows with AVX-512, 16 with AMX) always cover the same rows: a row's result

@@ -277,8 +277,8 @@ const GemvKernels& gemv_kernels_avx512() {
                              gemv<Q6_KPair, true>,
                              {1, kGemvMaxTokens},
                              {1, 4},
-                             {2, kGemvMaxTokens},
-                             {3, kGemvMaxTokens}};
+                             {1, kGemvMaxTokens},
+                             {1, kGemvMaxTokens}};
   return k;
 }
 
