@@ -131,7 +131,7 @@ TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   const auto& k = cpu::gemv_kernels_avx512();
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q5_K, 4, 512, nullptr, 0}, 2), nullptr);
   EXPECT_NE(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 1), nullptr);
-  EXPECT_EQ(k.for_matrix(Matrix{DType::Q6_K, 4, 480, nullptr, 0}, 1), nullptr);  // dot product
+  EXPECT_EQ(k.for_matrix(Matrix{DType::Q6_K, 4, 768, nullptr, 0}, 1), nullptr);  // dot product
   EXPECT_NE(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 3), nullptr);
   EXPECT_NE(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 8), nullptr);  // four rows
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q6_K, 4, 512, nullptr, 0}, 9), nullptr);  // strip GEMM
