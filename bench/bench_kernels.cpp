@@ -1,9 +1,9 @@
 // Micro-benchmarks of the matmul kernels: a 4096-row × 4096-column weight matrix times 1, 2, 3, 4,
 // 8, 16, 64 and 128 activation rows (tokens), per dtype and instruction set. Reports weight bytes
 // streamed per second and multiply-adds per second (MAC/s); quantized types take the small-batch
-// kernels where they have one for the batch size (AVX-512: Q4_0 1-8 tokens, Q8_0 2-4, Q4_K 2-8,
-// Q6_K 3-8; AMX: Q4_0 and Q4_K 5-8, Q8_0 2-8, the AVX-512 ones below; AVX2: Q4_0 and Q8_0 1-2),
-// else per-row dot products for 1-2 tokens and the strip GEMM from 3. These matrices (9 MB of
+// kernels where they have one for the batch size (AVX-512: Q4_0, Q4_K and Q6_K 1-8 tokens, Q8_0
+// 1-4; AMX: Q4_0, Q4_K and Q8_0 5-8, the AVX-512 ones below; AVX2: Q4_0 and Q8_0 1-2), else
+// per-row dot products for 1-2 tokens and the strip GEMM from 3. These matrices (9 MB of
 // Q4_0) stay in a large L3; the AMX ranges were set on matrices read from memory.
 #include <benchmark/benchmark.h>
 

@@ -37,6 +37,19 @@ struct MultiIndex {
   }
 };
 
+// The groups of g rows (the last one may be short) of all `count` matrices, handed to the threads
+// in chunks as one range: fn(thread, m, g0, g1) takes groups [g0, g1) of matrix m.
+template <typename Fn>
+void for_row_groups(const Matrix* const* ws, int count, int64_t g, ThreadPool& pool, Fn&& fn) {
+  int64_t counts[CpuBackend::kMaxMulti];
+  int64_t total = 0;
+  for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + g - 1) / g;
+  const MultiIndex index{counts, count};
+  pool.parallel_for_dynamic(total, kChunksPerThread, [&](int t, int64_t b, int64_t e) {
+    index.for_range(b, e, [&](int m, int64_t g0, int64_t g1) { fn(t, m, g0, g1); });
+  });
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(const cpu::FloatKernels& k, const quant::VecDotKernels& vd,
@@ -190,15 +203,9 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
   // Rows go out in the kernels' groups, so that each lands on the same tile however the matrices
   // are grouped and split.
   const int64_t g = gemv_->row_group;
-  int64_t counts[kMaxMulti];
-  int64_t total = 0;
-  for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + g - 1) / g;
-  const MultiIndex index{counts, count};
-  pool.parallel_for_dynamic(total, kChunksPerThread, [&](int, int64_t b, int64_t e) {
-    index.for_range(b, e, [&](int m, int64_t g0, int64_t g1) {
-      const Matrix& w = *ws[m];
-      gemv_->for_matrix(w, n)(w, g * g0, std::min(g * g1, w.rows), acts, ys[m], w.rows);
-    });
+  for_row_groups(ws, count, g, pool, [&](int, int m, int64_t g0, int64_t g1) {
+    const Matrix& w = *ws[m];
+    gemv_->for_matrix(w, n)(w, g * g0, std::min(g * g1, w.rows), acts, ys[m], w.rows);
   });
 }
 
@@ -211,27 +218,21 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
     for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
   });
   constexpr int kRows = cpu::kGemmRows, kStrip = cpu::kStripRows;
-  int64_t counts[kMaxMulti];
-  int64_t total = 0;
-  for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + kRows - 1) / kRows;
-  const MultiIndex index{counts, count};
-  pool.parallel_for_dynamic(total, kChunksPerThread, [&](int t, int64_t b, int64_t e) {
+  for_row_groups(ws, count, kRows, pool, [&](int t, int m, int64_t p0, int64_t p1) {
     cpu::StripBlock* strips = strips_[static_cast<size_t>(t)].data();  // two strips of nb blocks
-    index.for_range(b, e, [&](int m, int64_t p0, int64_t p1) {
-      const Matrix& w = *ws[m];
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t r0 = p * kRows;
-        const int nr = static_cast<int>(std::min<int64_t>(kRows, w.rows - r0));
-        strip_->repack(w, r0, std::min(nr, kStrip), strips);
-        if (nr > kStrip) strip_->repack(w, r0 + kStrip, nr - kStrip, strips + nb);
-        // While these rows multiply, the next ones stream in.
-        const int64_t next = r0 + kRows;
-        const cpu::StripPrefetch pf{next < w.rows ? w.row(next) : nullptr, w.row_bytes, w.row_bytes,
-                                    static_cast<int>(std::min<int64_t>(kRows, w.rows - next))};
-        strip_->gemm(strips, nb, w.dtype, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
-                     p + 1 < p1 ? &pf : nullptr);
-      }
-    });
+    const Matrix& w = *ws[m];
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kRows, w.rows - r0));
+      strip_->repack(w, r0, std::min(nr, kStrip), strips);
+      if (nr > kStrip) strip_->repack(w, r0 + kStrip, nr - kStrip, strips + nb);
+      // While these rows multiply, the next ones stream in.
+      const int64_t next = r0 + kRows;
+      const cpu::StripPrefetch pf{next < w.rows ? w.row(next) : nullptr, w.row_bytes, w.row_bytes,
+                                  static_cast<int>(std::min<int64_t>(kRows, w.rows - next))};
+      strip_->gemm(strips, nb, w.dtype, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
+                   p + 1 < p1 ? &pf : nullptr);
+    }
   });
 }
 
@@ -249,15 +250,9 @@ void CpuBackend::matmul_tiles(const Matrix* const* ws, float* const* ys, int cou
     }
   });
   const cpu::TileActs acts{tile_b_.data(), tile_d_.data(), tile_sum_.data(), nb, n};
-  int64_t counts[kMaxMulti];
-  int64_t total = 0;
-  for (int m = 0; m < count; ++m) total += counts[m] = ws[m]->rows / 16;
-  const MultiIndex index{counts, count};
-  pool.parallel_for_dynamic(total, kChunksPerThread, [&](int, int64_t b, int64_t e) {
-    index.for_range(b, e, [&](int m, int64_t g0, int64_t g1) {
-      const Matrix& w = *ws[m];
-      tiles_->for_matrix(w)(w, 16 * g0, 16 * g1, acts, ys[m], w.rows);
-    });
+  for_row_groups(ws, count, 16, pool, [&](int, int m, int64_t g0, int64_t g1) {
+    const Matrix& w = *ws[m];  // rows in whole groups of 16 (tile_gemm.h)
+    tiles_->for_matrix(w)(w, 16 * g0, 16 * g1, acts, ys[m], w.rows);
   });
 }
 

@@ -68,10 +68,10 @@ class CpuBackend : public Backend {
   std::vector<int8_t> gemv_qs_;                       // (kGemvMaxTokens, max_cols)
   std::vector<float> gemv_d_, gemv_sum_;              // (kGemvMaxTokens, max_cols / 32)
   std::vector<int32_t> gemv_sum4_;                    // (kGemvMaxTokens, max_cols / 4)
-  std::vector<int8_t> tile_b_;                        // the tile GEMM's activations
-  std::vector<float> tile_d_, tile_sum_;
-  std::vector<int8_t> gemv_tq_;  // the same as AMX tiles (gemv.h)
+  std::vector<int8_t> gemv_tq_;                       // the same as AMX tiles (gemv.h)
   std::vector<float> gemv_td_, gemv_ts_;
+  std::vector<int8_t> tile_b_;  // the tile GEMM's activations
+  std::vector<float> tile_d_, tile_sum_;
   std::vector<std::byte> qact_;              // vec-dot activations, max_rows rows
   std::vector<std::vector<float>> scratch_;  // one f32 row per thread
 };
