@@ -26,6 +26,8 @@ struct BenchFlags {
   bool bandwidth = false;
   std::string tokenize_file;
   uint64_t seed = 1234;
+  int64_t depth = 0;
+  ContextOptions kv;  // --kv-type, --kv-tokens
 };
 
 struct Result {
@@ -68,22 +70,38 @@ int bench_tokenizer(const BenchFlags& f) {
   return 0;
 }
 
-// One timed run: pre-fill `pp` tokens, or generate `tg` tokens one step at a time, in `seqs`
-// sequences at once. Returns tokens/s.
-double run_once(Context& ctx, int pp, int tg, int seqs, std::mt19937_64& rng) {
+// Brings every sequence to `depth` positions of random tokens, untimed: filled once, then cut
+// back to `depth` before each run.
+void fill_to_depth(Context& ctx, int64_t depth, int seqs, std::mt19937_64& rng) {
   std::uniform_int_distribution<int32_t> tok(0, ctx.n_vocab() - 1);
-  for (int s = 0; s < seqs; ++s) ctx.clear(s);
+  for (int s = 0; s < seqs; ++s) {
+    if (ctx.seq_len(s) >= depth && depth > 0) {
+      ctx.truncate(s, depth);
+      continue;
+    }
+    ctx.clear(s);
+    std::vector<BatchToken> batch;
+    for (int64_t i = 0; i < depth; ++i) batch.push_back({tok(rng), i, s, false});
+    if (!batch.empty()) ctx.decode(batch);
+  }
+}
+
+// One timed run: pre-fill `pp` tokens, or generate `tg` tokens one step at a time, in `seqs`
+// sequences at once, after `depth` positions already in the cache. Returns tokens/s.
+double run_once(Context& ctx, int pp, int tg, int seqs, std::mt19937_64& rng, int64_t depth = 0) {
+  std::uniform_int_distribution<int32_t> tok(0, ctx.n_vocab() - 1);
+  fill_to_depth(ctx, depth, seqs, rng);
   std::vector<BatchToken> batch;
   const auto t0 = std::chrono::steady_clock::now();
   if (pp > 0) {
     for (int s = 0; s < seqs; ++s)
-      for (int i = 0; i < pp; ++i) batch.push_back({tok(rng), i, s, i == pp - 1});
+      for (int i = 0; i < pp; ++i) batch.push_back({tok(rng), depth + i, s, i == pp - 1});
     ctx.decode(batch);
     return static_cast<double>(pp) * seqs / seconds(t0);
   }
   for (int i = 0; i < tg; ++i) {
     batch.clear();
-    for (int s = 0; s < seqs; ++s) batch.push_back({tok(rng), i, s, true});
+    for (int s = 0; s < seqs; ++s) batch.push_back({tok(rng), depth + i, s, true});
     ctx.decode(batch);
   }
   return static_cast<double>(tg) * seqs / seconds(t0);
@@ -102,9 +120,9 @@ int run_bench(const BenchFlags& f) {
   int max_len = 1;
   for (int p : f.pp) max_len = std::max(max_len, p);
   for (int t : f.tg) max_len = std::max(max_len, t);
-  ContextOptions co;
+  ContextOptions co = f.kv;
   co.n_threads = f.threads;
-  co.n_ctx = max_len;
+  co.n_ctx = max_len + f.depth;
   co.max_batch = std::max(512, f.seqs);
   co.max_seqs = f.seqs;
   co.amx = !f.no_amx;
@@ -115,10 +133,11 @@ int run_bench(const BenchFlags& f) {
   std::vector<Result> results;
   auto measure = [&](const std::string& name, int pp, int tg) {
     Result r{name, pp, tg, {}};
-    for (int i = 0; i < f.reps; ++i) r.ts.push_back(run_once(ctx, pp, tg, f.seqs, rng));
+    for (int i = 0; i < f.reps; ++i) r.ts.push_back(run_once(ctx, pp, tg, f.seqs, rng, f.depth));
     results.push_back(r);
   };
-  const std::string suffix = f.seqs > 1 ? "x" + std::to_string(f.seqs) : "";
+  const std::string suffix = (f.seqs > 1 ? "x" + std::to_string(f.seqs) : "") +
+                             (f.depth > 0 ? " @ d" + std::to_string(f.depth) : "");
   for (int p : f.pp)
     if (p > 0) measure("pp" + std::to_string(p) + suffix, p, 0);
   for (int t : f.tg)
@@ -135,6 +154,7 @@ int run_bench(const BenchFlags& f) {
                      {"n_prompt", r.n_prompt},
                      {"n_gen", r.n_gen},
                      {"n_seqs", f.seqs},
+                     {"n_depth", f.depth},
                      {"test", r.test},
                      {"avg_ts", r.mean()},
                      {"stddev_ts", r.sd()},
@@ -182,6 +202,10 @@ void add_bench_command(CLI::App& app, Runner& run) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed of the random token ids")->capture_default_str();
+  cmd->add_option("-d,--depth", f->depth,
+                  "positions already in the KV cache when each test starts (long-context speed)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  add_kv_flags(cmd, f->kv);
   cmd->add_flag("--json", f->json, "print a JSON array (llama-bench keys)");
   cmd->add_flag("--no-amx", f->no_amx, "leave AMX tiles unused (AVX-512 kernels only; to compare)");
   cmd->add_option("--tokenize", f->tokenize_file,

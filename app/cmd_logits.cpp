@@ -17,13 +17,14 @@ struct LogitsFlags {
   int64_t chunk = 0;
   int64_t ctx = 0;
   bool reference = false;
+  ContextOptions kv;  // --kv-type, --kv-tokens
 };
 
 int run_logits(const LogitsFlags& f) {
   const std::vector<int32_t> ids = parse_ids(f.ids);
   if (ids.empty()) throw std::runtime_error("--ids holds no token ids");
   auto model = Model::load(f.model.options());
-  ContextOptions co;
+  ContextOptions co = f.kv;
   co.n_threads = f.threads;
   co.n_ctx = f.ctx > 0 ? f.ctx : static_cast<int64_t>(ids.size());
   co.max_batch = f.chunk > 0 ? f.chunk : static_cast<int64_t>(ids.size());
@@ -60,6 +61,7 @@ void add_logits_command(CLI::App& app, Runner& run) {
   cmd->add_option("-c,--ctx-size", f->ctx, "context size (default: the number of ids)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_flag("--reference", f->reference, "use the scalar reference kernels");
+  add_kv_flags(cmd, f->kv);
   cmd->callback([&run, f] { run = [f] { return run_logits(*f); }; });
 }
 

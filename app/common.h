@@ -44,11 +44,14 @@ struct SamplingFlags {
   void add(CLI::App* cmd, float default_temperature);
 };
 
-// -t, -c, --batch-size.
+// -t, -c, --batch-size, --kv-type, --kv-tokens.
 struct ContextFlags {
   ContextOptions options;
   void add(CLI::App* cmd);
 };
+
+// --kv-type, --kv-tokens (the paged KV cache).
+void add_kv_flags(CLI::App* cmd, ContextOptions& options);
 
 // The statistics line printed after generation.
 void print_stats(const GenerateStats& st);

@@ -1,5 +1,6 @@
 // Sampling and context flags, spelled as llama.cpp users know them.
 #include <cstdio>
+#include <map>
 
 #include "common.h"
 #include "log.h"
@@ -55,6 +56,21 @@ void ContextFlags::add(CLI::App* cmd) {
   cmd->add_option("-b,--batch-size", options.max_batch, "tokens per pre-fill pass")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16))
       ->capture_default_str();
+  add_kv_flags(cmd, options);
+}
+
+void add_kv_flags(CLI::App* cmd, ContextOptions& options) {
+  const std::map<std::string, KvType> kv_types{
+      {"f16", KvType::F16}, {"f32", KvType::F32}, {"q8_0", KvType::Q8_0}};
+  cmd->add_option("--kv-type", options.kv_type,
+                  "how the KV cache stores keys and values: f16, f32 (exact) or q8_0 (a quarter "
+                  "of f32's memory; head size a multiple of 32)")
+      ->transform(CLI::CheckedTransformer(kv_types, CLI::ignore_case))
+      ->default_str("f16");
+  cmd->add_option("--kv-tokens", options.kv_tokens,
+                  "positions the KV cache holds for all sequences together (default: each "
+                  "sequence its whole context)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
 }
 
 void print_stats(const GenerateStats& st) {

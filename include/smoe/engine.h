@@ -73,6 +73,10 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
+// How the KV cache stores keys and values: half precision by default (half the memory of f32,
+// what llama.cpp stores too), f32 to match a float reference exactly, q8_0 for a quarter.
+enum class KvType { F16, F32, Q8_0 };
+
 struct ContextOptions {
   int64_t n_ctx = 4096;            // longest sequence (clamped to the model's trained context)
   int n_threads = 0;               // 0: one per physical core
@@ -80,6 +84,22 @@ struct ContextOptions {
   int max_seqs = 1;                // sequence ids 0..max_seqs-1
   bool reference_kernels = false;  // run the scalar reference kernels (for checking)
   bool amx = true;                 // AMX int8 tiles where the CPU has them (false: AVX-512 only)
+  KvType kv_type = KvType::F16;
+  // Positions the paged KV cache holds for all sequences together, in blocks of kv_block. 0: room
+  // for every sequence to fill its context at once (with a sliding window: the window and a batch).
+  int64_t kv_tokens = 0;
+  int kv_block = 16;
+};
+
+// The paged KV cache's state.
+struct KvStats {
+  int64_t block_tokens = 0;   // positions per block
+  int64_t blocks_total = 0;   // blocks in the pool
+  int64_t blocks_free = 0;    // not held by any sequence (cached ones included)
+  int64_t blocks_cached = 0;  // free, but holding a published prefix that can be reused
+  int64_t prefix_queries = 0, prefix_hits = 0;  // tokens offered to / found by reuse_prefix
+  int64_t copies = 0;                           // blocks copied on write
+  uint64_t bytes = 0;                           // the pool's size
 };
 
 struct BatchToken {
@@ -114,6 +134,18 @@ class Context {
   int64_t seq_len(int seq) const;
   void clear(int seq);
   void truncate(int seq, int64_t len);
+
+  // The paged KV cache, for schedulers. Blocks `seq` needs from the pool to reach new_len.
+  int64_t kv_blocks_needed(int seq, int64_t new_len) const;
+  KvStats kv_stats() const;
+  // Prefix sharing: publishes the keys and values of `seq`'s first tokens.size() positions (its
+  // tokens so far) so that later sequences that start the same way can reuse them.
+  void share_prefix(int seq, const std::vector<int32_t>& tokens);
+  // Gives the empty sequence `seq` the longest shared prefix of `tokens` (whole blocks, leaving at
+  // least the last token to compute); returns the positions reused (its seq_len now).
+  int64_t reuse_prefix(int seq, const std::vector<int32_t>& tokens);
+  // Makes the empty sequence `dst` a copy of `src` (blocks shared, copied on write).
+  void fork(int src, int dst);
   int32_t n_vocab() const;
   int64_t n_ctx() const;
   int n_threads() const;

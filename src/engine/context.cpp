@@ -25,6 +25,10 @@ BackendIsa without_amx() {
   return backend_isa_supported(BackendIsa::Avx512) ? BackendIsa::Avx512 : BackendIsa::Auto;
 }
 
+DType kv_dtype(KvType t) {
+  return t == KvType::F32 ? DType::F32 : t == KvType::Q8_0 ? DType::Q8_0 : DType::F16;
+}
+
 }  // namespace
 
 struct Context::Impl {
@@ -49,8 +53,12 @@ struct Context::Impl {
                               .n_threads = threads,
                               .reference = o.reference_kernels,
                               .isa = o.amx ? BackendIsa::Auto : without_amx()})),
-        cache(cfg, n_ctx, o.max_seqs),
-        transformer(cfg, model->impl().weights, o.max_batch, n_ctx, o.max_seqs, threads) {}
+        cache(cfg, n_ctx, o.max_seqs,
+              {.dtype = kv_dtype(o.kv_type),
+               .block_tokens = o.kv_block,
+               .pool_tokens = o.kv_tokens,
+               .max_batch = o.max_batch}),
+        transformer(cfg, model->impl().weights, o.max_batch, n_ctx, threads, kv_dtype(o.kv_type)) {}
 };
 
 Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts) {
@@ -102,6 +110,24 @@ void Context::clear(int seq) {
 }
 void Context::truncate(int seq, int64_t len) {
   impl_->cache.truncate(seq, len);
+}
+int64_t Context::kv_blocks_needed(int seq, int64_t new_len) const {
+  return impl_->cache.blocks_needed(seq, new_len);
+}
+KvStats Context::kv_stats() const {
+  const KvCache& c = impl_->cache;
+  const KvCacheStats s = c.stats();
+  return {c.block_tokens(), s.blocks_total, s.blocks_free, s.blocks_cached,
+          s.prefix_queries, s.prefix_hits,  s.copies,      c.bytes_allocated()};
+}
+void Context::share_prefix(int seq, const std::vector<int32_t>& tokens) {
+  impl_->cache.publish(seq, tokens.data(), static_cast<int64_t>(tokens.size()));
+}
+int64_t Context::reuse_prefix(int seq, const std::vector<int32_t>& tokens) {
+  return impl_->cache.attach_prefix(seq, tokens.data(), static_cast<int64_t>(tokens.size()));
+}
+void Context::fork(int src, int dst) {
+  impl_->cache.fork(src, dst);
 }
 int32_t Context::n_vocab() const {
   return static_cast<int32_t>(impl_->cfg.vocab_size);

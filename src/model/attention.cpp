@@ -2,50 +2,93 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "kernels/tmp_kv_ops.h"
+#include "quant/blocks.h"
 
 namespace smoe {
 namespace {
 
-// Key or value of sequence position `j` for batch entry `i`: from this batch when the position
-// is part of it, else from the cache (which still holds the positions before the batch).
-struct KvLookup {
-  const Workspace& ws;
-  const KvCache& cache;
-  int layer;
-  int64_t kv_dim;
-
-  const float* get(const BatchEntry& e, int64_t i, int64_t j, bool value) const {
-    const int64_t start = ws.seq_start[i];
-    if (j >= start) {
-      const int64_t row = ws.seq_rows[ws.seq_first[e.seq] + (j - start)];
-      return (value ? ws.v.data() : ws.k.data()) + row * kv_dim;
-    }
-    return value ? cache.value(e.seq, layer, j) : cache.key(e.seq, layer, j);
-  }
+// The attention kernels of one KV-cache row type: f32, f16 (uint16_t bits) or Q8_0 blocks.
+template <typename Row>
+struct RowKernels {
+  void (*scores)(const float* q, int g, const Row* const* keys, int64_t n, int64_t hd, float scale,
+                 float* scores, int64_t s_stride);
+  void (*wsum)(const float* p, int64_t p_stride, int g, const Row* const* vals, int64_t n,
+               int64_t hd, float* out);
+  int64_t per_head;  // Row elements one head's hd values take
 };
 
+RowKernels<float> row_kernels(const VecOps& v, const float*, int64_t hd) {
+  return {v.scores_group, v.wsum_group, hd};
+}
+RowKernels<uint16_t> row_kernels(const VecOps& v, const uint16_t*, int64_t hd) {
+  (void)v;
+  return {tmpkv::scores_group_f16, tmpkv::wsum_group_f16, hd};
+}
+RowKernels<quant::BlockQ8_0> row_kernels(const VecOps& v, const quant::BlockQ8_0*, int64_t hd) {
+  (void)v;
+  return {tmpkv::scores_group_q8_0, tmpkv::wsum_group_q8_0, hd / 32};
+}
+
+std::vector<const float*>& row_buffer(Workspace& ws, const float*) {
+  return ws.kv_rows;
+}
+std::vector<const uint16_t*>& row_buffer(Workspace& ws, const uint16_t*) {
+  return ws.kv_rows_f16;
+}
+std::vector<const quant::BlockQ8_0*>& row_buffer(Workspace& ws, const quant::BlockQ8_0*) {
+  return ws.kv_rows_q8;
+}
+
 // The query heads of one entry that share key/value head kvh: softmax(q·kᵀ/√d) v over the
-// visible positions, every key and value read once for the whole group.
-// q: the group's query heads; out: their outputs.
-void attend_group(const ModelConfig& c, const KvLookup& kv, const VecOps& vec, const BatchEntry& e,
-                  int64_t i, int64_t kvh, const float* q, float* scores, const float** rows,
-                  float* out) {
-  const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads, n_ctx = kv.cache.n_ctx();
-  const int64_t lo = kv.cache.first_visible(e.pos), n_vis = e.pos - lo + 1;
-  const float** keys = rows;
-  const float** vals = rows + n_ctx;
+// visible positions, every key and value read once for the whole group. q: the group's query
+// heads; out: their outputs; rows: room for 2·n_ctx row pointers.
+template <typename Row>
+void attend_group(const ModelConfig& c, const KvCache& cache, int layer, const RowKernels<Row>& k,
+                  const VecOps& vec, const BatchEntry& e, int64_t kvh, const float* q,
+                  float* scores, const Row** rows, float* out) {
+  const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads, n_ctx = cache.n_ctx();
+  const int64_t lo = cache.first_visible(e.pos), n_vis = e.pos - lo + 1;
+  const Row** keys = rows;
+  const Row** vals = rows + n_ctx;
+  const int64_t off = kvh * k.per_head;
   for (int64_t j = lo; j <= e.pos; ++j) {
-    keys[j - lo] = kv.get(e, i, j, false) + kvh * hd;
-    vals[j - lo] = kv.get(e, i, j, true) + kvh * hd;
+    keys[j - lo] = reinterpret_cast<const Row*>(cache.key(e.seq, layer, j)) + off;
+    vals[j - lo] = reinterpret_cast<const Row*>(cache.value(e.seq, layer, j)) + off;
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int g = static_cast<int>(group);
-  vec.scores_group(q, g, keys, n_vis, hd, scale, scores, n_ctx);
+  k.scores(q, g, keys, n_vis, hd, scale, scores, n_ctx);
   for (int64_t h = 0; h < group; ++h) vec.softmax(scores + h * n_ctx, n_vis);
-  vec.wsum_group(scores, n_ctx, g, vals, n_vis, hd, out);
+  k.wsum(scores, n_ctx, g, vals, n_vis, hd, out);
+}
+
+// Every (output entry, key/value head) pair of the batch, over the cache's rows of type Row.
+template <typename Row>
+void attend_all(const ModelConfig& c, int layer, const BatchEntry* batch, OutputRows out,
+                Workspace& ws, const KvCache& cache, const ForwardContext& ctx) {
+  const VecOps vec = ctx.backend.vec_ops();
+  const RowKernels<Row> k = row_kernels(vec, static_cast<const Row*>(nullptr), c.head_dim);
+  std::vector<const Row*>& buffer = row_buffer(ws, static_cast<const Row*>(nullptr));
+  const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads, m = out.m;
+  // In pre-fill an entry's cost grows with its position, so consecutive task numbers alternate
+  // between the first and last output entries: each thread's range gets an even share.
+  ctx.pool.parallel_for(m * c.n_kv_heads, [&](int t, int64_t b, int64_t e) {
+    float* scores = ws.scores.data() + t * group * n_ctx;
+    const Row** rows = buffer.data() + t * 2 * n_ctx;
+    for (int64_t ih = b; ih < e; ++ih) {
+      const int64_t kk = ih / c.n_kv_heads, kvh = ih % c.n_kv_heads;
+      const int64_t j = kk % 2 ? m - 1 - kk / 2 : kk / 2, i = out.entry(j);
+      const int64_t head = j * c.q_dim() + kvh * group * c.head_dim;
+      attend_group(c, cache, layer, k, vec, batch[i], kvh, ws.q.data() + head, scores, rows,
+                   ws.att.data() + head);
+    }
+  });
 }
 
 // Projections: q (m, n_heads·hd) of the output entries, k and v (n, kv_dim) of all, RoPE'd.
@@ -76,40 +119,46 @@ void project_qkv(const ModelConfig& c, const LayerWeights& w, const BatchEntry* 
   });
 }
 
+// The batch's keys and values join the cache, in its dtype, before anyone attends: every query
+// then reads every key the same way, whatever batch or chunk brought it.
+void store_kv(const ModelConfig& c, int layer, const BatchEntry* batch, int64_t n, Workspace& ws,
+              KvCache& cache, const ForwardContext& ctx) {
+  const int64_t kv_dim = c.kv_dim();
+  const DType t = cache.dtype();
+  const auto put = [&](const float* x, std::byte* dst) {
+    if (t == DType::F16)
+      tmpkv::to_f16(x, reinterpret_cast<uint16_t*>(dst), kv_dim);
+    else if (t == DType::Q8_0)
+      tmpkv::to_q8_0(x, reinterpret_cast<quant::BlockQ8_0*>(dst), kv_dim);
+    else
+      std::memcpy(dst, x, sizeof(float) * kv_dim);
+  };
+  ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      put(ws.k.data() + i * kv_dim, cache.key(batch[i].seq, layer, batch[i].pos));
+      put(ws.v.data() + i * kv_dim, cache.value(batch[i].seq, layer, batch[i].pos));
+    }
+  });
+}
+
 }  // namespace
 
 void attention_block(const ModelConfig& c, const LayerWeights& w, int layer,
                      const BatchEntry* batch, int64_t n, OutputRows out, Workspace& ws,
                      KvCache& cache, const ForwardContext& ctx) {
   project_qkv(c, w, batch, n, out, ws, ctx);
-
-  // Every (output entry, key/value head) pair is independent.
-  const KvLookup kv{ws, cache, layer, c.kv_dim()};
-  const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads, m = out.m;
-  const VecOps vec = ctx.backend.vec_ops();
-  // In pre-fill an entry's cost grows with its position, so consecutive task numbers alternate
-  // between the first and last output entries: each thread's range gets an even share.
-  ctx.pool.parallel_for(m * c.n_kv_heads, [&](int t, int64_t b, int64_t e) {
-    float* scores = ws.scores.data() + t * group * n_ctx;
-    const float** rows = ws.kv_rows.data() + t * 2 * n_ctx;
-    for (int64_t ih = b; ih < e; ++ih) {
-      const int64_t k = ih / c.n_kv_heads, kvh = ih % c.n_kv_heads;
-      const int64_t j = k % 2 ? m - 1 - k / 2 : k / 2, i = out.entry(j);
-      const int64_t head = j * c.q_dim() + kvh * group * c.head_dim;
-      attend_group(c, kv, vec, batch[i], i, kvh, ws.q.data() + head, scores, rows,
-                   ws.att.data() + head);
-    }
-  });
-
-  // The batch's keys and values join the cache; in a rolling buffer later positions overwrite
-  // earlier ones of the same slot, leaving the last W.
-  for (int64_t i = 0; i < n; ++i) {
-    const BatchEntry& e = batch[i];
-    std::copy_n(ws.k.data() + i * c.kv_dim(), c.kv_dim(), cache.key(e.seq, layer, e.pos));
-    std::copy_n(ws.v.data() + i * c.kv_dim(), c.kv_dim(), cache.value(e.seq, layer, e.pos));
+  store_kv(c, layer, batch, n, ws, cache, ctx);
+  switch (cache.dtype()) {
+    case DType::F16:
+      attend_all<uint16_t>(c, layer, batch, out, ws, cache, ctx);
+      break;
+    case DType::Q8_0:
+      attend_all<quant::BlockQ8_0>(c, layer, batch, out, ws, cache, ctx);
+      break;
+    default:
+      attend_all<float>(c, layer, batch, out, ws, cache, ctx);
   }
-
-  if (m > 0) ctx.backend.matmul(w.wo, ws.att.data(), m, ws.proj.data(), ctx.pool);
+  if (out.m > 0) ctx.backend.matmul(w.wo, ws.att.data(), out.m, ws.proj.data(), ctx.pool);
 }
 
 }  // namespace smoe

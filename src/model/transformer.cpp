@@ -11,11 +11,8 @@
 namespace smoe {
 
 Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights, int64_t max_batch,
-                         int64_t n_ctx, int max_seqs, int n_threads)
-    : cfg_(cfg), w_(weights), ws_(cfg, max_batch, n_ctx, n_threads) {
-  ws_.seq_first.assign(static_cast<size_t>(max_seqs), -1);
-  ws_.seq_count.assign(static_cast<size_t>(max_seqs), 0);
-}
+                         int64_t n_ctx, int n_threads, DType kv_dtype)
+    : cfg_(cfg), w_(weights), ws_(cfg, max_batch, n_ctx, n_threads, kv_dtype) {}
 
 void Transformer::check_batch(const BatchEntry* batch, int64_t n, const KvCache& cache) const {
   std::vector<int64_t> next(static_cast<size_t>(cache.max_seqs()), -1);
@@ -38,30 +35,39 @@ void Transformer::check_batch(const BatchEntry* batch, int64_t n, const KvCache&
            e.pos + 1, cache.n_ctx());
     ++expect;
   }
+  // Without a window nothing is released along the way: the whole batch must fit now. (With a
+  // window each pass is checked by forward, after the passes before it released their blocks.)
+  if (cache.window() > 0) return;
+  int64_t need = 0;
+  for (size_t s = 0; s < next.size(); ++s)
+    if (next[s] >= 0) need += cache.blocks_needed(static_cast<int>(s), next[s]);
+  if (need > cache.free_blocks())
+    fail("the KV cache is full: the batch needs {} blocks of {} positions, {} are free", need,
+         cache.block_tokens(), cache.free_blocks());
 }
 
-void Transformer::index_sequences(const BatchEntry* batch, int64_t n, const KvCache& cache) {
-  std::fill(ws_.seq_count.begin(), ws_.seq_count.end(), 0);
-  for (int64_t i = 0; i < n; ++i) ++ws_.seq_count[batch[i].seq];
-  int64_t off = 0;
-  for (size_t s = 0; s < ws_.seq_count.size(); ++s) {
-    ws_.seq_first[s] = ws_.seq_count[s] ? off : -1;
-    off += ws_.seq_count[s];
-    ws_.seq_count[s] = 0;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t s = batch[i].seq;
-    ws_.seq_rows[ws_.seq_first[s] + ws_.seq_count[s]++] = i;
-    ws_.seq_start[i] = cache.seq_len(s);
-  }
+// Makes room in the cache for every sequence of the batch up to its last position in the batch:
+// for all of them or, when the pool has too few free blocks, for none.
+void Transformer::grow_sequences(const BatchEntry* batch, int64_t n, KvCache& cache) {
+  std::vector<int64_t>& last = ws_.seq_last;
+  last.assign(static_cast<size_t>(cache.max_seqs()), -1);
+  for (int64_t i = 0; i < n; ++i)
+    last[batch[i].seq] = std::max(last[batch[i].seq], batch[i].pos + 1);
+  int64_t need = 0;
+  for (size_t s = 0; s < last.size(); ++s)
+    if (last[s] >= 0) need += cache.blocks_needed(static_cast<int>(s), last[s]);
+  if (need > cache.free_blocks())
+    fail("the KV cache is full: the batch needs {} blocks of {} positions, {} are free", need,
+         cache.block_tokens(), cache.free_blocks());
+  for (size_t s = 0; s < last.size(); ++s)
+    if (last[s] >= 0) cache.grow(static_cast<int>(s), last[s]);
 }
 
 void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, float* logits,
                           const ForwardContext& ctx) {
   const int64_t dim = cfg_.dim;
   if (n > max_batch()) fail("batch of {} tokens exceeds the maximum of {}", n, max_batch());
-  index_sequences(batch, n, cache);
-  for (int64_t i = 0; i < n; ++i) cache.reserve(batch[i].seq);
+  grow_sequences(batch, n, cache);
 
   // x (n, dim) = token embeddings
   for (int64_t i = 0; i < n; ++i)
@@ -105,7 +111,8 @@ void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, fl
     residual(out.m);
   }
 
-  for (int64_t i = 0; i < n; ++i) cache.set_len(batch[i].seq, batch[i].pos + 1);
+  for (size_t s = 0; s < ws_.seq_last.size(); ++s)
+    if (ws_.seq_last[s] >= 0) cache.set_len(static_cast<int>(s), ws_.seq_last[s]);
 
   // logits (n_out, vocab) = LM head(RMSNorm(x)) of the entries that asked for them
   for (int64_t j = 0; j < n_out; ++j) {

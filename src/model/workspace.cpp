@@ -4,7 +4,7 @@
 
 namespace smoe {
 
-Workspace::Workspace(const ModelConfig& c, int64_t b, int64_t n_ctx, int n_threads)
+Workspace::Workspace(const ModelConfig& c, int64_t b, int64_t n_ctx, int n_threads, DType kv)
     : max_batch(b),
       x(b * c.dim),
       xn(b * c.dim),
@@ -14,7 +14,9 @@ Workspace::Workspace(const ModelConfig& c, int64_t b, int64_t n_ctx, int n_threa
       att(b * c.q_dim()),
       proj(b * c.dim),
       scores(static_cast<size_t>(n_threads) * (c.n_heads / c.n_kv_heads) * n_ctx),
-      kv_rows(static_cast<size_t>(n_threads) * 2 * n_ctx),
+      kv_rows(kv == DType::F32 ? static_cast<size_t>(n_threads) * 2 * n_ctx : 0),
+      kv_rows_f16(kv == DType::F16 ? static_cast<size_t>(n_threads) * 2 * n_ctx : 0),
+      kv_rows_q8(kv == DType::Q8_0 ? static_cast<size_t>(n_threads) * 2 * n_ctx : 0),
       inv_freq(c.head_dim / 2),
       router_logits(b * (c.is_moe() ? c.n_experts : 1)),
       chosen(b * (c.is_moe() ? c.n_experts_used : 1)),
@@ -24,8 +26,6 @@ Workspace::Workspace(const ModelConfig& c, int64_t b, int64_t n_ctx, int n_threa
       h1(b * c.hidden_dim),
       h3(b * c.hidden_dim),
       ye(b * c.dim),
-      seq_start(b),
-      seq_rows(b),
       out_rows(b) {
   for (int64_t i = 0; i < c.head_dim / 2; ++i)
     inv_freq[i] = static_cast<float>(

@@ -5,12 +5,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
 #include "model/config.h"
+#include "quant/blocks.h"
 
 namespace smoe {
 
 struct Workspace {
-  Workspace(const ModelConfig& c, int64_t max_batch, int64_t n_ctx, int n_threads);
+  // kv_dtype: the KV cache's row type (sizes the row-pointer buffer of that type only).
+  Workspace(const ModelConfig& c, int64_t max_batch, int64_t n_ctx, int n_threads, DType kv_dtype);
 
   int64_t max_batch;
   std::vector<float> x;       // (batch, dim) residual stream
@@ -21,8 +24,11 @@ struct Workspace {
   std::vector<float> att;     // (batch, n_heads·head_dim) attention output before wo
   std::vector<float> proj;    // (batch, dim) block output before the residual add
   std::vector<float> scores;  // (n_threads, group, n_ctx) scores of one group of query heads
-  std::vector<const float*> kv_rows;  // (n_threads, 2, n_ctx) keys, then values, one kv head
-  std::vector<float> inv_freq;        // (head_dim/2) RoPE frequencies θ^(-2i/head_dim)
+  // (n_threads, 2, n_ctx) cache rows of one kv head, keys then values, in the cache's dtype
+  std::vector<const float*> kv_rows;
+  std::vector<const uint16_t*> kv_rows_f16;
+  std::vector<const quant::BlockQ8_0*> kv_rows_q8;
+  std::vector<float> inv_freq;  // (head_dim/2) RoPE frequencies θ^(-2i/head_dim)
 
   // Mixture of experts.
   std::vector<float> router_logits;  // (batch, n_experts)
@@ -34,13 +40,8 @@ struct Workspace {
   std::vector<float> h3;             // (batch, hidden) up activations
   std::vector<float> ye;             // (batch, dim) expert outputs
 
-  // Batch bookkeeping: for each entry, the first position of its sequence in this batch, and the
-  // batch rows of each sequence in position order.
-  std::vector<int64_t> seq_start;  // (batch)
-  std::vector<int64_t> seq_first;  // (max_seqs) first batch-row slot in seq_rows, -1 if absent
-  std::vector<int64_t> seq_rows;   // (batch)
-  std::vector<int64_t> seq_count;  // (max_seqs)
-  std::vector<int64_t> out_rows;   // (batch) entries that want logits, in batch order
+  std::vector<int64_t> out_rows;  // (batch) entries that want logits, in batch order
+  std::vector<int64_t> seq_last;  // (max_seqs) one past each sequence's last position, -1: absent
 };
 
 }  // namespace smoe

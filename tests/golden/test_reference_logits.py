@@ -29,7 +29,9 @@ def make(d, *args):
 
 def logits(model, ids, *extra):
     with tempfile.NamedTemporaryFile(suffix=".npy") as f:
-        smoe("logits", "-m", model, "--ids", " ".join(map(str, ids)), "--out", f.name, *extra)
+        # f32 keys and values unless a test asks for another KV type: the reference keeps f64.
+        kv = [] if "--kv-type" in extra else ["--kv-type", "f32"]
+        smoe("logits", "-m", model, "--ids", " ".join(map(str, ids)), "--out", f.name, *kv, *extra)
         return np.load(f.name)
 
 
@@ -55,6 +57,20 @@ def rounded_checks(kind, seed, ids, chunks=()):
             compare(f"{kind} {where} {dt}", logits(os.path.join(d, path), ids), r, 1e-4)
         for chunk in chunks:
             compare(f"{kind} GGUF {dt}, chunk {chunk}", logits(os.path.join(d, "model.gguf"), ids, "--chunk", str(chunk)), r, 1e-4)
+
+
+def kv_type_checks(model, ids, ref, extra):
+    """The KV cache's f16 (the default) and q8_0 storage against the f64 reference: near it, and
+    not equal to the f32 cache (the test would pass vacuously if the type were ignored)."""
+    exact = logits(model, ids, *extra, "--kv-type", "f32")
+    scale = float(np.sqrt((ref ** 2).mean()))
+    for kv, tol in (("f16", 1e-3), ("q8_0", 1e-2)):  # measured 1.3e-4 and 3.5e-3
+        got = logits(model, ids, *extra, "--kv-type", kv)
+        err = float(np.sqrt(((got - ref) ** 2).mean())) / scale
+        diff = float(np.abs(got - exact).max())
+        print(f"     KV {kv}: relative RMS difference from the reference {err:.2e}, max abs {diff:.2e} from f32 KV")
+        c.check(err <= tol, f"KV {kv}: logits differ from the reference by {err:.3g} (relative RMS) > {tol}")
+        c.check(diff > 0, f"KV {kv}: logits identical to the f32 cache's: the type was not used")
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +124,10 @@ with tempfile.TemporaryDirectory() as tmp:
         d = os.path.join(tmp, name)
         hv, wv = make(d, *args, "--seed", "5")
         vids = ids_for(n, hv["vocab"], 5)
-        compare(f"{name}: GGUF {' '.join(extra)}", logits(os.path.join(d, "model.gguf"), vids, *extra), rf.forward(hv, wv, vids), 1e-4)
+        vref = rf.forward(hv, wv, vids)
+        compare(f"{name}: GGUF {' '.join(extra)}", logits(os.path.join(d, "model.gguf"), vids, *extra), vref, 1e-4)
+        if name == "hd128":
+            kv_type_checks(os.path.join(d, "model.gguf"), vids, vref, extra)
 
     # Quantized copies: the integer kernels stay close to the scalar reference on the same quantized
     # weights, and the logits stay near the f32 model's. dim 256 so k-quant blocks fit the rows.

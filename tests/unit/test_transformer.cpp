@@ -30,7 +30,7 @@ struct Runner {
   Transformer tf;
 
   Runner(const ModelConfig& c, std::shared_ptr<const WeightSource> src, NameScheme s,
-         int max_seqs = 1, int64_t max_batch = 128, int threads = 2)
+         int max_seqs = 1, int64_t max_batch = 128, int threads = 2, const KvCacheOptions& kv = {})
       : cfg(c),
         w(bind_weights(std::move(src), cfg, s)),
         pool(threads),
@@ -38,14 +38,16 @@ struct Runner {
                               .max_rows = max_batch,
                               .n_threads = threads,
                               .reference = true})),
-        cache(cfg, cfg.max_context, max_seqs),
-        tf(cfg, w, max_batch, cfg.max_context, max_seqs, threads) {}
+        cache(cfg, cfg.max_context, max_seqs, kv),
+        tf(cfg, w, max_batch, cfg.max_context, threads, kv.dtype) {}
 
-  // Logits of every position of `ids` fed in chunks of `chunk` to sequence `seq`.
-  std::vector<float> run(const std::vector<int32_t>& ids, int64_t chunk, int seq = 0) {
+  // Logits of every position of `ids` from `from` on, fed in chunks of `chunk` to sequence `seq`
+  // (which already holds the positions before `from`).
+  std::vector<float> run(const std::vector<int32_t>& ids, int64_t chunk, int seq = 0,
+                         size_t from = 0) {
     std::vector<float> out;
     std::vector<float> lg(static_cast<size_t>(chunk * cfg.vocab_size));
-    for (size_t b = 0; b < ids.size(); b += chunk) {
+    for (size_t b = from; b < ids.size(); b += chunk) {
       std::vector<BatchEntry> batch;
       for (size_t i = b; i < std::min(ids.size(), b + chunk); ++i)
         batch.push_back({ids[i], static_cast<int64_t>(i), seq, true});
@@ -95,7 +97,7 @@ TEST(Transformer, SlidingWindowChunksAgreeAfterWrapping) {
   for (int64_t chunk : {int64_t{1}, int64_t{3}, W - 1, W, W + 1, int64_t{70}}) {
     Runner r(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf);
     expect_close(r.run(ids, chunk), ref, 1e-5f);
-    EXPECT_EQ(r.cache.capacity(), W);
+    EXPECT_LE(r.cache.blocks_held(0), W / r.cache.block_tokens() + 1);  // the window, paged
   }
 }
 
@@ -255,20 +257,54 @@ TEST(Transformer, RejectsBadBatches) {
   }
 }
 
-TEST(KvCache, RollingBufferStaysBoundedAndTruncatesOnlyWhatItHolds) {
-  const ModelConfig c = tiny_mistral(16);
-  KvCache cache(c, 256, 1);
-  cache.reserve(0);
-  EXPECT_EQ(cache.bytes_allocated(), size_t(2 * 2 * 16 * c.kv_dim() * 4));
-  cache.set_len(0, 100);
-  EXPECT_NO_THROW(cache.truncate(0, 99));
-  EXPECT_THROW(cache.truncate(0, 50), Error);
-  cache.clear(0);
-  EXPECT_EQ(cache.seq_len(0), 0);
-  KvCache full(tiny_mixtral(), 200, 1);
-  full.set_len(0, 150);
-  EXPECT_NO_THROW(full.truncate(0, 10));
-  EXPECT_EQ(full.seq_len(0), 10);
+// With keys and values in f16 every query reads them rounded, whatever chunk computed them: any
+// chunking gives the same logits, and they stay near the f32 cache's.
+TEST(Transformer, HalfPrecisionCacheIsChunkIndependentAndNearF32) {
+  const ModelConfig c = tiny_mixtral();
+  const auto ids = prompt(40, 50);
+  const KvCacheOptions f16{.dtype = DType::F16, .block_tokens = 4};
+  Runner whole(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf, 1, 128, 2, f16);
+  const auto ref = whole.run(ids, 40);
+  for (int64_t chunk : {1, 3, 17}) {
+    Runner r(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf, 1, 128, 2, f16);
+    expect_close(r.run(ids, chunk), ref, 0.0f);
+  }
+  Runner exact(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf);
+  const auto f32 = exact.run(ids, 40);
+  expect_close(f32, ref, 2e-2f);  // logits of this random model are in the tens
+  EXPECT_NE(f32, ref);            // the cache's type is in use
+}
+
+// A sequence that reuses another's published prefix computes the rest exactly as if it had
+// computed everything; a forked sequence goes on exactly as the original would.
+TEST(Transformer, ReusedPrefixAndForkGiveTheLogitsOfARecompute) {
+  const ModelConfig c = tiny_mixtral();
+  const KvCacheOptions kv{.dtype = DType::F16, .block_tokens = 4};
+  const auto shared = prompt(13, 50, 3);
+  auto a = shared, b = shared;
+  const auto tail_a = prompt(5, 50, 4), tail_b = prompt(6, 50, 5);
+  a.insert(a.end(), tail_a.begin(), tail_a.end());
+  b.insert(b.end(), tail_b.begin(), tail_b.end());
+  Runner solo(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf, 1, 128, 2, kv);
+  const auto want_b = solo.run(b, 64);
+
+  Runner r(c, make_model(c, NameScheme::Gguf), NameScheme::Gguf, 3, 128, 2, kv);
+  r.run(a, 64, 0);
+  r.cache.publish(0, a.data(), static_cast<int64_t>(a.size()));
+  const int64_t reused = r.cache.attach_prefix(1, b.data(), static_cast<int64_t>(b.size()));
+  EXPECT_EQ(reused, 12);  // three whole blocks of the 13 shared tokens
+  const auto got_b = r.run(b, 64, 1, static_cast<size_t>(reused));
+  expect_close(got_b, std::vector<float>(want_b.begin() + reused * c.vocab_size, want_b.end()),
+               0.0f);
+
+  // Fork b into sequence 2 and decode the same next token in both: equal logits.
+  r.cache.fork(1, 2);
+  std::vector<int32_t> next = b;
+  next.push_back(7);
+  const auto from1 = r.run(next, 1, 1, b.size());
+  const auto from2 = r.run(next, 1, 2, b.size());
+  expect_close(from1, from2, 0.0f);
+  EXPECT_EQ(r.cache.stats().copies, 1);  // the shared half block, copied by the second writer
 }
 
 TEST(Transformer, TruncatedSequenceRecomputesTheSame) {
