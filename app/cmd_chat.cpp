@@ -33,10 +33,10 @@ struct ChatFlags {
 
 // Drops the oldest user/assistant pair until the prompt leaves room for an answer.
 std::vector<int32_t> fit_history(const Tokenizer& tok, std::vector<ChatMessage>& msgs,
-                                 int64_t budget) {
+                                 int64_t budget, ChatFormat format) {
   const size_t first = !msgs.empty() && msgs[0].role == "system" ? 1 : 0;
   for (;;) {
-    std::vector<int32_t> ids = encode_chat(tok, msgs);
+    std::vector<int32_t> ids = encode_chat(tok, msgs, format);
     if (static_cast<int64_t>(ids.size()) <= budget) return ids;
     if (msgs.size() - first < 3)
       throw std::runtime_error("this message alone (" + std::to_string(ids.size()) +
@@ -53,6 +53,10 @@ int run_chat(ChatFlags& f) {
   if (!tok) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
   Session session(model, f.ctx.options);
   log_model(*model, session.context());
+  const ChatTemplate tmpl = chat_template_for(model->info().chat_template, *tok);
+  if (!f.quiet && !f.raw && tmpl.format != ChatFormat::MistralInstruct)
+    std::fprintf(stderr, "smoe chat: turns as %s (%s)\n", chat_format_name(tmpl.format),
+                 tmpl.why.c_str());
   const bool tty = isatty(fileno(stdin));
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
@@ -90,7 +94,7 @@ int run_chat(ChatFlags& f) {
     msgs.push_back({"user", line});
     // --raw: a base model has no template; each line is a prompt to complete, no history.
     const std::vector<int32_t> ids =
-        f.raw ? tok->encode(line, {}) : fit_history(*tok, msgs, budget);
+        f.raw ? tok->encode(line, {}) : fit_history(*tok, msgs, budget, tmpl.format);
     if (f.raw) msgs.clear();
     std::string answer;
     g_interrupted = false;

@@ -81,7 +81,12 @@ int run_run(RunFlags& f) {
   std::vector<ChatMessage> msgs;
   if (!f.system.empty()) msgs.push_back({"system", f.system});
   msgs.push_back({"user", f.prompt});
-  const std::vector<int32_t> prompt = f.chat ? encode_chat(*tok, msgs) : tok->encode(f.prompt, eo);
+  const ChatTemplate tmpl = chat_template_for(model->info().chat_template, *tok);
+  if (f.chat && !f.quiet && tmpl.format != ChatFormat::MistralInstruct)
+    std::fprintf(stderr, "smoe: --chat: turns as %s (%s)\n", chat_format_name(tmpl.format),
+                 tmpl.why.c_str());
+  const std::vector<int32_t> prompt =
+      f.chat ? encode_chat(*tok, msgs, tmpl.format) : tok->encode(f.prompt, eo);
   Session session(model, f.ctx.options);
   log_model(*model, session.context());
   f.sampling.params.echo_prompt = !f.chat;

@@ -19,8 +19,29 @@ struct ChatMessage {
   std::string content;
 };
 
+// How a model's turns become one prompt.
+enum class ChatFormat {
+  Raw,              // no template: the last user message alone, as a plain prompt
+  MistralInstruct,  // <s>[INST] user [/INST] answer</s>[INST] user [/INST]
+  ChatML,           // <|im_start|>role\ncontent<|im_end|>\n ... <|im_start|>assistant\n
+};
+
+struct ChatTemplate {
+  ChatFormat format = ChatFormat::Raw;
+  std::string why;  // what decided it, for a notice ("the file's chat template", ...)
+};
+
+// The format a model's chat template asks for: its template text when the file has one
+// (recognised by its markers: [INST], <|im_start|>); without one, Mistral Instruct when the
+// tokenizer has [INST] as a control piece (the v3 tokenizers of the Instruct models), else Raw.
+// An unrecognised template gives Raw, saying so in `why`.
+ChatTemplate chat_template_for(const std::string& template_text, const Tokenizer& tok);
+
+const char* chat_format_name(ChatFormat f);
+
 // Throws smoe::Error on a wrong role order (the conversation must alternate user / assistant,
 // starting with a user turn after an optional system message).
-std::vector<int32_t> encode_chat(const Tokenizer& tok, const std::vector<ChatMessage>& messages);
+std::vector<int32_t> encode_chat(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
+                                 ChatFormat format = ChatFormat::MistralInstruct);
 
 }  // namespace smoe

@@ -41,6 +41,9 @@ struct ModelInfo {
   int64_t vocab_size = 0, n_experts = 0, n_experts_used = 0, sliding_window = 0, max_context = 0;
   float norm_eps = 0, rope_theta = 0;
   bool tied_embeddings = false;
+  // The chat template the file carries (GGUF tokenizer.chat_template, tokenizer_config.json's
+  // chat_template), "" when it carries none. smoe recognises what it says (see smoe/chat.h).
+  std::string chat_template;
   int64_t total_params = 0;   // computed from the configuration's shapes
   int64_t active_params = 0;  // used per token (top-k experts)
   uint64_t weight_bytes = 0;  // sum of tensor sizes (0 for a configuration alone)

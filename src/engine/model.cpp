@@ -55,6 +55,9 @@ ModelInfo describe(const OpenedModel& m) {
   i.norm_eps = c.norm_eps;
   i.rope_theta = c.rope_theta;
   i.tied_embeddings = c.tied_embeddings;
+  i.chat_template = m.chat_template;
+  if (m.gguf)
+    if (auto t = m.gguf->get_string("tokenizer.chat_template")) i.chat_template = *t;
   const ParamCounts p = count_params(c);
   i.total_params = p.total;
   i.active_params = p.active;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "engine/logprobs.h"
 #include "engine/sampler.h"
 #include "engine/stop_matcher.h"
 #include "smoe/generate.h"
@@ -13,31 +14,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// log-softmax of the chosen token and the top-n alternatives.
-float log_probs(const float* logits, int64_t n_vocab, int32_t chosen, int top_n,
-                std::vector<TokenLogprob>& top) {
-  float mx = logits[0];
-  for (int64_t i = 1; i < n_vocab; ++i) mx = std::max(mx, logits[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - mx));
-  const float lse = mx + static_cast<float>(std::log(sum));
-  top.clear();
-  if (top_n > 0) {
-    for (int64_t i = 0; i < n_vocab; ++i) {
-      const TokenLogprob t{static_cast<int32_t>(i), logits[i] - lse};
-      if (static_cast<int>(top.size()) < top_n || t.logprob > top.back().logprob) {
-        if (static_cast<int>(top.size()) == top_n) top.pop_back();
-        top.insert(std::upper_bound(top.begin(), top.end(), t,
-                                    [](const TokenLogprob& a, const TokenLogprob& b) {
-                                      return a.logprob > b.logprob;
-                                    }),
-                   t);
-      }
-    }
-  }
-  return logits[chosen] - lse;
 }
 
 }  // namespace
@@ -108,7 +84,7 @@ GenerateStats Session::generate(const std::vector<int32_t>& prompt, const Genera
       break;
     }
     const int32_t id = sampler.sample(lg, history_);
-    const float lp = log_probs(lg, vocab, id, params.logprobs, top);
+    const float lp = token_logprobs(lg, vocab, id, params.logprobs, top);
     if (n == 0) st.first_token_seconds = st.prompt_seconds + seconds_since(t1);
     const bool eos = params.stop_at_eos && tok && id == tok->eos_id();
     std::string text;

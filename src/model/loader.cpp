@@ -28,6 +28,25 @@ bool has_gguf_magic(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
 }
 
+// tokenizer_config.json's chat template: a string, or a list of {name, template} (the "default"
+// one, else the first).
+std::string hf_chat_template(const fs::path& dir) {
+  const fs::path p = dir / "tokenizer_config.json";
+  if (!fs::exists(p)) return {};
+  const nlohmann::json j = read_json_file(p.string());
+  const auto it = j.find("chat_template");
+  if (it == j.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  std::string first;
+  if (it->is_array())
+    for (const auto& t : *it) {
+      if (!t.is_object() || !t.contains("template") || !t["template"].is_string()) continue;
+      if (first.empty()) first = t["template"].get<std::string>();
+      if (t.value("name", "") == "default") return t["template"].get<std::string>();
+    }
+  return first;
+}
+
 OpenedModel open_folder(const fs::path& dir, const LoadOptions& opts) {
   OpenedModel m;
   m.path = dir.string();
@@ -37,6 +56,7 @@ OpenedModel open_folder(const fs::path& dir, const LoadOptions& opts) {
     m.config = config_from_hf(read_json_file((dir / "config.json").string()),
                               (dir / "config.json").string());
     m.tokenizer_hint = first_existing(dir, {"tokenizer.model", "tokenizer.json"});
+    m.chat_template = hf_chat_template(dir);
   } else if (fs::exists(dir / "params.json")) {
     m.format = ModelFormat::Mistral;
     m.scheme = NameScheme::Mistral;

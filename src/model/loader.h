@@ -26,6 +26,7 @@ struct OpenedModel {
   std::shared_ptr<const WeightSource> source;  // null for ConfigOnly
   std::shared_ptr<const GgufFile> gguf;        // set for GGUF files (metadata, tokenizer)
   std::string tokenizer_hint;  // a tokenizer file or folder found beside the weights, or ""
+  std::string chat_template;   // tokenizer_config.json's chat_template (HF folders), or ""
 };
 
 // Throws smoe::Error with a one-line reason (missing path, a folder without config.json or
