@@ -24,18 +24,6 @@ struct RunFlags {
   bool quiet = false;
 };
 
-// Where the built-in demo model lives: beside the sources, or beside an installed binary.
-std::string default_model() {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  for (const fs::path& p : {fs::path(SMOE_DEMO_MODEL), exe.parent_path() / "../models/demo.gguf",
-                            exe.parent_path() / "../share/smoe/demo.gguf"})
-    if (fs::exists(p, ec)) return p.lexically_normal().string();
-  throw std::runtime_error("no model given (-m MODEL) and the built-in demo model " +
-                           std::string(SMOE_DEMO_MODEL) + " is missing");
-}
-
 // One process, many prompts: one JSON object per prompt on stdout.
 int run_prompts_file(RunFlags& f, std::shared_ptr<Model> model, const Tokenizer& tok) {
   Session session(model, f.ctx.options);
@@ -61,7 +49,7 @@ int run_prompts_file(RunFlags& f, std::shared_ptr<Model> model, const Tokenizer&
 int run_run(RunFlags& f) {
   if (!f.prompt_file.empty()) f.prompt = read_text_file(f.prompt_file);
   if (f.model.model.empty()) {
-    f.model.model = default_model();
+    f.model.model = demo_model_path();
     if (f.prompt.empty() && f.prompts_file.empty()) f.prompt = "417+86=";
     if (!f.quiet)
       std::fprintf(

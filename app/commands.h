@@ -20,5 +20,6 @@ void add_bench_command(CLI::App& app, Runner& run);
 void add_chat_command(CLI::App& app, Runner& run);
 void add_quantize_command(CLI::App& app, Runner& run);
 void add_analysis_commands(CLI::App& app, Runner& run);  // perplexity, routing, passkey
+void add_serve_command(CLI::App& app, Runner& run);
 
 }  // namespace smoe::app

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <filesystem>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -142,6 +144,18 @@ void write_npy_f32(const std::string& path, const float* data, const std::vector
   out << header;
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(count * 4));
   if (!out) throw std::runtime_error("failed writing '" + path + "'");
+}
+
+// Where the built-in demo model lives: beside the sources, or beside an installed binary.
+std::string demo_model_path() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& p : {fs::path(SMOE_DEMO_MODEL), exe.parent_path() / "../models/demo.gguf",
+                            exe.parent_path() / "../share/smoe/demo.gguf"})
+    if (fs::exists(p, ec)) return p.lexically_normal().string();
+  throw std::runtime_error("no model given (-m MODEL) and the built-in demo model " +
+                           std::string(SMOE_DEMO_MODEL) + " is missing");
 }
 
 }  // namespace smoe::app

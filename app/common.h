@@ -21,6 +21,9 @@ struct ModelFlags {
   ModelOptions options() const;
 };
 
+// The built-in demo model: beside the sources, or beside an installed binary. Throws when absent.
+std::string demo_model_path();
+
 // Parses "1 415 2936" (spaces, commas or newlines between ids). Throws on anything else.
 std::vector<int32_t> parse_ids(const std::string& text);
 

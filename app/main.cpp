@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   smoe::app::add_chat_command(app, run);
   smoe::app::add_quantize_command(app, run);
   smoe::app::add_analysis_commands(app, run);
+  smoe::app::add_serve_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

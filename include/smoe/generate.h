@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "smoe/engine.h"
@@ -23,6 +24,9 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;  // minus count·f
   float presence_penalty = 0.0f;   // minus p once a token appeared
   uint64_t seed = 0;               // same seed, same text (whatever the thread count)
+  // Added to these tokens' logits before anything else (-100 all but bans a token, +100 all but
+  // forces it); ids outside the vocabulary are ignored.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 struct TokenLogprob {

@@ -13,7 +13,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
   // Spinning only pays when every thread has a core of its own.
   const unsigned hw = std::thread::hardware_concurrency();
   spin_ = hw == 0 || static_cast<unsigned>(n_threads_) <= hw ? kSpinIterations : 0;
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -26,7 +26,14 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker(int index) {
+void ThreadPool::run_parts() {
+  for (int p = next_.fetch_add(1); p < n_threads_; p = next_.fetch_add(1)) {
+    (*job_)(p);
+    done_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void ThreadPool::worker() {
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
@@ -41,8 +48,7 @@ void ThreadPool::worker(int index) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    (*job_.load(std::memory_order_acquire))(index);
-    remaining_.fetch_sub(1, std::memory_order_acq_rel);
+    run_parts();
   }
 }
 
@@ -51,16 +57,18 @@ void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
     fn(0);
     return;
   }
-  job_.store(&fn, std::memory_order_release);
-  remaining_.store(n_threads_ - 1, std::memory_order_release);
+  done_.store(0);
+  job_ = &fn;
+  next_.store(0);  // publishes the job: a claim reads it after this
   {
     // Under the lock so a worker deciding to sleep cannot miss the new generation.
     std::lock_guard<std::mutex> lock(mu_);
     generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
-  fn(0);
-  for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; ++spin) {
+  run_parts();
+  // Parts other threads claimed are running; wait for them, spinning first, then yielding.
+  for (int spin = 0; done_.load(std::memory_order_acquire) != n_threads_; ++spin) {
     if (spin < spin_)
       _mm_pause();
     else

@@ -95,9 +95,12 @@ Sampler::Sampler(const SamplingParams& p, int64_t n_vocab)
 int32_t Sampler::sample(const float* logits, const std::vector<int32_t>& history) {
   const bool penalties =
       p_.repeat_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f;
-  if (p_.temperature <= 0.0f && !penalties) return sampling::argmax(logits, n_vocab_);
+  if (p_.temperature <= 0.0f && !penalties && p_.logit_bias.empty())
+    return sampling::argmax(logits, n_vocab_);
   cand_.clear();
   for (int64_t i = 0; i < n_vocab_; ++i) cand_.push_back({static_cast<int32_t>(i), logits[i], 0});
+  for (const auto& [id, bias] : p_.logit_bias)
+    if (id >= 0 && id < n_vocab_) cand_[static_cast<size_t>(id)].logit += bias;
   if (penalties) {
     const size_t n =
         p_.repeat_last_n < 0 ? history.size() : std::min(history.size(), size_t(p_.repeat_last_n));

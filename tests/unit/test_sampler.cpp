@@ -83,6 +83,20 @@ TEST(Sampling, GreedyIsArgmax) {
   EXPECT_EQ(s.sample(lg, {}), 1);
 }
 
+TEST(Sampling, LogitBiasBansAndForcesTokensGreedyOrSampled) {
+  const float lg[4] = {0.1f, 0.7f, 0.5f, -3.0f};
+  SamplingParams p;
+  p.temperature = 0.0f;
+  p.logit_bias = {{1, -100.0f}, {7, 50.0f}};  // ban the best; an id outside the vocabulary
+  EXPECT_EQ(Sampler(p, 4).sample(lg, {}), 2);
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.min_p = 0.0f;
+  p.logit_bias = {{3, 100.0f}};
+  Sampler s(p, 4);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(lg, {}), 3);
+}
+
 TEST(Sampling, SameSeedSameDrawsDifferentSeedDifferentDraws) {
   std::vector<float> lg(100);
   for (int i = 0; i < 100; ++i) lg[i] = std::sin(i * 0.37f);

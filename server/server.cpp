@@ -1,0 +1,212 @@
+#include "server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <ctime>
+
+#include "chat_page.h"
+#include "openai_api.h"
+#include "task_pool.h"
+
+namespace smoe::server {
+namespace {
+
+using nlohmann::json;
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(dump(body) + "\n", "application/json");
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  send_json(res, e.status, error_body(e));
+}
+
+// The endpoint label of a path for the request counter (unknown paths share one).
+std::string endpoint_of(const std::string& path) {
+  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health",
+                        "/metrics", "/"})
+    if (path == p) return p;
+  return "other";
+}
+
+}  // namespace
+
+Server::Server(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()) {}
+
+Server::~Server() {
+  stop();
+}
+
+void Server::start() {
+  httplib::Server& s = *http_;
+  const size_t max_conn = opts_.max_connections;
+  s.new_task_queue = [max_conn] { return new TaskPool(max_conn, std::chrono::seconds(10)); };
+  s.set_payload_max_length(opts_.max_body);
+  s.set_read_timeout(30, 0);
+  s.set_write_timeout(30, 0);
+  s.set_keep_alive_timeout(5);
+  s.set_keep_alive_max_count(1000);
+  s.set_default_headers({{"Access-Control-Allow-Origin", "*"},
+                         {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
+                         {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}});
+  routes();
+  const int port = opts_.port == 0 ? s.bind_to_any_port(opts_.host)
+                                   : (s.bind_to_port(opts_.host, opts_.port) ? opts_.port : -1);
+  if (port <= 0)
+    throw std::runtime_error(fmt::format(
+        "cannot listen on {}:{} (in use, or not an address of this machine)", opts_.host,
+        opts_.port));
+  bound_port_ = port;
+  listener_ = std::thread([this] { http_->listen_after_bind(); });
+}
+
+std::string Server::url() const {
+  const bool v6 = opts_.host.find(':') != std::string::npos;
+  return fmt::format("http://{}{}{}:{}", v6 ? "[" : "", opts_.host, v6 ? "]" : "", bound_port_);
+}
+
+void Server::serve(std::shared_ptr<const Model> model, const SchedulerOptions& sched) {
+  model_ = std::move(model);
+  tok_ = model_->tokenizer();
+  if (!tok_) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
+  chat_ = chat_template_for(model_->info().chat_template, *tok_);
+  sched_ = std::make_unique<Scheduler>(model_, sched);
+  sched_->set_step_callback([this](const StepInfo& i) { metrics_.step(i); });
+  created_ = static_cast<int64_t>(std::time(nullptr));
+  stepper_ = std::thread([this] { loop(); });
+  ready_ = true;
+}
+
+// The scheduler's thread: a step whenever there is work, else a nap until some arrives.
+void Server::loop() {
+  while (!stopping_ || sched_->stats().running + sched_->stats().waiting > 0) {
+    if (!sched_->step()) sched_->wait_for_work(std::chrono::milliseconds(50));
+  }
+}
+
+void Server::track(uint64_t id, bool add) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (add)
+    active_.insert(id);
+  else
+    active_.erase(id);
+}
+
+void Server::stop() {
+  if (stopping_.exchange(true)) return;
+  if (listener_.joinable()) {
+    // No new connections; the running requests get the grace period, then end.
+    std::thread ender([this] {
+      const auto until = std::chrono::steady_clock::now() + opts_.grace;
+      while (std::chrono::steady_clock::now() < until) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (active_.empty()) return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      for (uint64_t id : active_) sched_->cancel(id);
+    });
+    http_->stop();  // returns once every connection thread has ended
+    listener_.join();
+    ender.join();
+  }
+  if (stepper_.joinable()) {
+    sched_->wake();
+    stepper_.join();
+  }
+}
+
+bool Server::authorized(const httplib::Request& req, httplib::Response& res) const {
+  if (opts_.api_key.empty()) return true;
+  const std::string& p = req.path;
+  if (p.rfind("/v1/", 0) != 0 && p != "/metrics") return true;
+  if (req.get_header_value("Authorization") == "Bearer " + opts_.api_key) return true;
+  send_error(res, ApiError(401, "missing or incorrect API key: send 'Authorization: Bearer KEY'",
+                           {}, "invalid_request_error", "invalid_api_key"));
+  return false;
+}
+
+void Server::health(httplib::Response& res) const {
+  if (ready_)
+    send_json(res, 200, {{"status", "ok"}});
+  else
+    send_json(res, 503, {{"status", "loading model"}});
+}
+
+void Server::models(httplib::Response& res) const {
+  const ModelInfo& i = model_->info();
+  send_json(res, 200,
+            {{"object", "list"},
+             {"data",
+              {{{"id", opts_.model_name},
+                {"object", "model"},
+                {"created", created_},
+                {"owned_by", "smoe"},
+                {"meta",
+                 {{"architecture", i.architecture},
+                  {"n_params", i.total_params},
+                  {"n_ctx", sched_->n_ctx()},
+                  {"chat_format", chat_format_name(chat_.format)}}}}}}});
+}
+
+void Server::routes() {
+  httplib::Server& s = *http_;
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "OPTIONS") {  // CORS pre-flight
+      res.status = 204;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return authorized(req, res) ? httplib::Server::HandlerResponse::Unhandled
+                                : httplib::Server::HandlerResponse::Handled;
+  });
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    const std::string_view page = chat_page_html();
+    res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
+  });
+  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    const SchedulerStats st = ready_ ? sched_->stats() : SchedulerStats{};
+    res.set_content(metrics_.render(st, ready_), "text/plain; version=0.0.4");
+  });
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  const auto api = [this](Handler handler) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      try {
+        if (!ready_) throw ApiError(503, "the model is still loading", {}, "unavailable_error");
+        handler(req, res);
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      } catch (const std::exception& e) {
+        send_error(res, ApiError(500, std::string("internal error: ") + e.what()));
+      }
+    };
+  };
+  s.Get("/v1/models", api([this](const httplib::Request&, httplib::Response& res) { models(res); }));
+  s.Post("/v1/chat/completions",
+         api([this](const httplib::Request& req, httplib::Response& res) { chat(req, res); }));
+  s.Post("/v1/completions", api([this](const httplib::Request& req, httplib::Response& res) {
+           completions(req, res);
+         }));
+  const size_t max_body = opts_.max_body;
+  s.set_error_handler([max_body](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404)
+      send_error(res, ApiError(404, fmt::format("no such endpoint: {} {}", req.method, req.path),
+                               {}, "invalid_request_error", "unknown_url"));
+    else if (res.status == 413)
+      send_error(res, ApiError(413, fmt::format("the request body is larger than {} bytes (the "
+                                                "server's --max-body)",
+                                                max_body)));
+    else
+      send_error(res, ApiError(res.status, fmt::format("HTTP error {}", res.status)));
+  });
+  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    metrics_.request(endpoint_of(req.path), res.status);
+  });
+}
+
+}  // namespace smoe::server
