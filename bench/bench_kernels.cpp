@@ -5,8 +5,12 @@
 // 1-4; AMX: Q4_0, Q4_K and Q8_0 5-8, the AVX-512 ones below; AVX2: Q4_0 and Q8_0 1-2), else
 // per-row dot products for 1-2 tokens and the strip GEMM from 3. These matrices (9 MB of
 // Q4_0) stay in a large L3; the AMX ranges were set on matrices read from memory.
+// The attention cases (BM_Attention) time one key/value head's q·k and Σ p·v over a long
+// context, as the cache stores its rows (f32 today, paged f16 or Q8_0).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -14,6 +18,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/strip.h"
+#include "kernels/ops.h"
 #include "quant/quantize.h"
 
 namespace smoe {
@@ -110,6 +115,120 @@ SMOE_BENCH_REPACK(Q6_K, Avx512);
       ->Arg(64)                                                      \
       ->Arg(128)                                                     \
       ->Unit(benchmark::kMillisecond)
+
+// How the cache stores the rows that BM_Attention reads: F32, today's cache, position after
+// position, each the kv_dim floats of all heads; F32Packed, one head's rows of hd floats back to
+// back (no cache stores them so; the best an f32 row can do); F16Paged and Q8_0Paged, blocks of
+// 16 positions × kv_dim in shuffled order through memory.
+enum class KvRows { F32, F32Packed, F16Paged, Q8_0Paged };
+
+// Mixtral's shape: head_dim 128, 4 query heads a key/value head, kv_dim 1024; the rows of kv
+// head 3.
+constexpr int64_t kHd = 128, kGroup = 4, kKvDim = 1024, kHead = 3, kPage = 16;
+
+// n random keys (or values) of kv_dim values each, stored as `layout` says, and the row of
+// kv head kHead of each position.
+struct KvStore {
+  std::vector<float> f32;
+  std::vector<uint16_t> f16;
+  std::vector<quant::BlockQ8_0> q8;
+  std::vector<const float*> f32_rows;
+  std::vector<const uint16_t*> f16_rows;
+  std::vector<const quant::BlockQ8_0*> q8_rows;
+  int64_t row_bytes = 0;  // of one head's row
+
+  KvStore(KvRows layout, int64_t n, std::mt19937& rng) {
+    std::normal_distribution<float> nd;
+    std::vector<int64_t> page(n / kPage);  // position j lives in block page[j / kPage]
+    std::iota(page.begin(), page.end(), 0);
+    std::shuffle(page.begin(), page.end(), rng);
+    const auto slot = [&](int64_t j) { return page[j / kPage] * kPage + j % kPage; };
+    std::vector<float> x(kKvDim);
+    for (int64_t j = 0; j < n; ++j) {
+      for (float& v : x) v = nd(rng);
+      if (layout == KvRows::F32) {
+        f32.insert(f32.end(), x.begin(), x.end());
+      } else if (layout == KvRows::F32Packed) {
+        f32.insert(f32.end(), x.begin() + kHead * kHd, x.begin() + (kHead + 1) * kHd);
+      } else if (layout == KvRows::F16Paged) {
+        f16.resize(n * kKvDim);
+        ops::to_f16(x.data(), f16.data() + slot(j) * kKvDim, kKvDim);
+      } else {
+        q8.resize(n * kKvDim / quant::kQK);
+        ops::to_q8_0(x.data(), q8.data() + slot(j) * kKvDim / quant::kQK, kKvDim);
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      if (layout == KvRows::F32) f32_rows.push_back(f32.data() + j * kKvDim + kHead * kHd);
+      if (layout == KvRows::F32Packed) f32_rows.push_back(f32.data() + j * kHd);
+      if (layout == KvRows::F16Paged)
+        f16_rows.push_back(f16.data() + slot(j) * kKvDim + kHead * kHd);
+      if (layout == KvRows::Q8_0Paged)
+        q8_rows.push_back(q8.data() + (slot(j) * kKvDim + kHead * kHd) / quant::kQK);
+    }
+    row_bytes = layout == KvRows::F16Paged    ? kHd * 2
+                : layout == KvRows::Q8_0Paged ? kHd / quant::kQK * sizeof(quant::BlockQ8_0)
+                                              : kHd * 4;
+  }
+};
+
+// One key/value head's attention over n = range(0) positions: the scores q·k of every key, then
+// Σ p·v over every value (softmax left out), for the 4 query heads that share it. range(1) = 1
+// reads the rows from memory: a 64 MiB buffer is swept between iterations, outside the timing,
+// as the other layers of a decode step would. Bytes: the keys' and values' bytes read.
+void BM_Attention(benchmark::State& state, KvRows layout, BackendIsa isa) {
+  if (!backend_isa_supported(isa)) {
+    state.SkipWithError("instruction set not supported here");
+    return;
+  }
+  const int64_t n = state.range(0);
+  const bool cold = state.range(1) != 0;
+  std::mt19937 rng(1);
+  const KvStore keys(layout, n, rng), vals(layout, n, rng);
+  std::normal_distribution<float> nd;
+  std::uniform_real_distribution<float> u(0.0f, 2.0f / static_cast<float>(n));
+  std::vector<float> q(kGroup * kHd), scores(kGroup * n), out(kGroup * kHd);
+  for (float& v : q) v = nd(rng);
+  for (float& v : scores) v = u(rng);  // stands for the probabilities Σ p·v weighs
+  const VecOps ops = make_backend({.reference = isa == BackendIsa::Scalar, .isa = isa})->vec_ops();
+  std::vector<char> sweep(cold ? 64 << 20 : 0);
+  const float scale = 0.088f;
+  for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      for (size_t i = 0; i < sweep.size(); i += 64) sweep[i] = static_cast<char>(sweep[i] + 1);
+      benchmark::ClobberMemory();
+      state.ResumeTiming();
+    }
+    if (layout == KvRows::F16Paged) {
+      ops.scores_group_f16(q.data(), kGroup, keys.f16_rows.data(), n, kHd, scale, scores.data(), n);
+      ops.wsum_group_f16(scores.data(), n, kGroup, vals.f16_rows.data(), n, kHd, out.data());
+    } else if (layout == KvRows::Q8_0Paged) {
+      ops.scores_group_q8_0(q.data(), kGroup, keys.q8_rows.data(), n, kHd, scale, scores.data(), n);
+      ops.wsum_group_q8_0(scores.data(), n, kGroup, vals.q8_rows.data(), n, kHd, out.data());
+    } else {
+      ops.scores_group(q.data(), kGroup, keys.f32_rows.data(), n, kHd, scale, scores.data(), n);
+      ops.wsum_group(scores.data(), n, kGroup, vals.f32_rows.data(), n, kHd, out.data());
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 * n * keys.row_bytes);
+}
+
+#define SMOE_BENCH_ATTENTION(ROWS, ISA)                                        \
+  BENCHMARK_CAPTURE(BM_Attention, ROWS##_##ISA, KvRows::ROWS, BackendIsa::ISA) \
+      ->ArgsProduct({{4096, 32768}, {0, 1}})                                   \
+      ->ArgNames({"n", "cold"})                                                \
+      ->Unit(benchmark::kMicrosecond)
+
+SMOE_BENCH_ATTENTION(F32, Avx2);
+SMOE_BENCH_ATTENTION(F32Packed, Avx2);
+SMOE_BENCH_ATTENTION(F16Paged, Avx2);
+SMOE_BENCH_ATTENTION(Q8_0Paged, Avx2);
+SMOE_BENCH_ATTENTION(F32, Avx512);
+SMOE_BENCH_ATTENTION(F32Packed, Avx512);
+SMOE_BENCH_ATTENTION(F16Paged, Avx512);
+SMOE_BENCH_ATTENTION(Q8_0Paged, Avx512);
 
 SMOE_BENCH(F32, Avx2);
 SMOE_BENCH(F32, Avx512);

@@ -7,7 +7,16 @@
 namespace smoe {
 
 VecOps Backend::vec_ops() const {
-  return {ops::scores_group, ops::wsum_group, ops::silu_mul, ops::softmax};
+  return {.scores_group = ops::scores_group,
+          .wsum_group = ops::wsum_group,
+          .silu_mul = ops::silu_mul,
+          .softmax = ops::softmax,
+          .scores_group_f16 = ops::scores_group_f16,
+          .wsum_group_f16 = ops::wsum_group_f16,
+          .scores_group_q8_0 = ops::scores_group_q8_0,
+          .wsum_group_q8_0 = ops::wsum_group_q8_0,
+          .to_f16 = ops::to_f16,
+          .to_q8_0 = ops::to_q8_0};
 }
 
 bool backend_isa_supported(BackendIsa isa) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "quant/blocks.h"
 
 namespace smoe {
 
@@ -30,10 +31,10 @@ void row_to_f32(DType t, const std::byte* src, float* dst, int64_t n);
 // True when row_to_f32 and the matmul kernels support the dtype.
 bool dtype_supported(DType t);
 
-// Float vector primitives (attention's q·k and Σ p·v) in the backend's instruction set.
 // Vector operations of the transformer that a backend may run faster than the scalar
-// references in ops.h (attention's products over a group of query heads and its softmax;
-// SiLU·mul).
+// references in ops.h (attention's products over a group of query heads, over key/value rows
+// stored in f32, f16 or Q8_0, and its softmax; the conversion of a row into the cache's f16 or
+// Q8_0; SiLU·mul). Filled with designated initialisers, so that a new field cannot shift others.
 struct VecOps {
   void (*scores_group)(const float* q, int g, const float* const* keys, int64_t n, int64_t hd,
                        float scale, float* scores, int64_t s_stride);
@@ -41,6 +42,16 @@ struct VecOps {
                      int64_t hd, float* out);
   void (*silu_mul)(float* a, const float* b, int64_t n);
   void (*softmax)(float* x, int64_t n);
+  void (*scores_group_f16)(const float* q, int g, const uint16_t* const* keys, int64_t n,
+                           int64_t hd, float scale, float* scores, int64_t s_stride);
+  void (*wsum_group_f16)(const float* p, int64_t p_stride, int g, const uint16_t* const* vals,
+                         int64_t n, int64_t hd, float* out);
+  void (*scores_group_q8_0)(const float* q, int g, const quant::BlockQ8_0* const* keys, int64_t n,
+                            int64_t hd, float scale, float* scores, int64_t s_stride);
+  void (*wsum_group_q8_0)(const float* p, int64_t p_stride, int g,
+                          const quant::BlockQ8_0* const* vals, int64_t n, int64_t hd, float* out);
+  void (*to_f16)(const float* x, uint16_t* y, int64_t n);
+  void (*to_q8_0)(const float* x, quant::BlockQ8_0* y, int64_t n);
 };
 
 class Backend {

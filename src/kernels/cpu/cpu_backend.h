@@ -32,7 +32,16 @@ class CpuBackend : public Backend {
   void matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
                     ThreadPool& pool) override;
   VecOps vec_ops() const override {
-    return {k_.scores_group, k_.wsum_group, k_.silu_mul, k_.softmax};
+    return {.scores_group = k_.scores_group,
+            .wsum_group = k_.wsum_group,
+            .silu_mul = k_.silu_mul,
+            .softmax = k_.softmax,
+            .scores_group_f16 = k_.scores_group_f16,
+            .wsum_group_f16 = k_.wsum_group_f16,
+            .scores_group_q8_0 = k_.scores_group_q8_0,
+            .wsum_group_q8_0 = k_.wsum_group_q8_0,
+            .to_f16 = k_.to_f16,
+            .to_q8_0 = k_.to_q8_0};
   }
 
   // Fewest tokens that take the strip GEMM.

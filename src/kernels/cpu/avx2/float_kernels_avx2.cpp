@@ -6,6 +6,7 @@
 
 #include "core/fp16.h"
 #include "kernels/attention_group.h"
+#include "kernels/cpu/avx2/attention_lanes.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/simd_sum.h"
 #include "kernels/ops.h"
@@ -70,12 +71,6 @@ float dot_bf16(const std::byte* w, const float* x, int64_t n) {
       });
 }
 
-// Lanes [0, left) of 8 as a load/store mask.
-inline __m256i tail_mask(int64_t left) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left < 8 ? left : 8)),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 // kG heads (1 or 4) against every key: each 8 values of a key are loaded once for all heads.
 template <int kG>
 void scores_heads(const float* q, const float* const* keys, int64_t n, int64_t hd, float scale,
@@ -95,13 +90,8 @@ void scores_heads(const float* q, const float* const* keys, int64_t n, int64_t h
       for (int h = 0; h < kG; ++h)
         acc[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * hd + d, m), k, acc[h]);
     }
-    if constexpr (kG == 4) {  // the four sums side by side
-      const __m256 t =
-          _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-      alignas(16) float s[4];
-      _mm_store_ps(s, _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)),
-                                 _mm_set1_ps(scale)));
-      for (int h = 0; h < 4; ++h) scores[h * s_stride + j] = s[h];
+    if constexpr (kG == 4) {
+      store_sums4(acc, scale, scores + j, s_stride);
     } else {
       scores[j] = scale * hsum(acc[0]);
     }
@@ -192,14 +182,18 @@ void softmax(float* x, int64_t n) {
 }  // namespace
 
 const FloatKernels& float_kernels_avx2() {
-  static const FloatKernels k{"avx2",
-                              dot_f32,
-                              dot_f16,
-                              dot_bf16,
-                              kernels::scores_group_by_four<scores_heads<4>, scores_heads<1>>,
-                              kernels::wsum_group_by_four<wsum_heads<4>, wsum_heads<1>>,
-                              silu_mul,
-                              softmax};
+  static const FloatKernels k = [] {
+    FloatKernels t{.isa = "avx2",
+                   .dot_f32 = dot_f32,
+                   .dot_f16 = dot_f16,
+                   .dot_bf16 = dot_bf16,
+                   .scores_group = kernels::scores_group_by_four<scores_heads<4>, scores_heads<1>>,
+                   .wsum_group = kernels::wsum_group_by_four<wsum_heads<4>, wsum_heads<1>>,
+                   .silu_mul = silu_mul,
+                   .softmax = softmax};
+    set_kv_kernels_avx2(t);
+    return t;
+  }();
   return k;
 }
 

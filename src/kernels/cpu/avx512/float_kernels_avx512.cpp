@@ -6,6 +6,7 @@
 
 #include "core/fp16.h"
 #include "kernels/attention_group.h"
+#include "kernels/cpu/avx512/attention_lanes.h"
 #include "kernels/cpu/float_kernels.h"
 
 namespace smoe::cpu {
@@ -47,22 +48,6 @@ float dot_bf16(const std::byte* w, const float* x, int64_t n) {
     const __m256i h = _mm256_maskz_loadu_epi16(m, p + 2 * i);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   });
-}
-
-inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-}
-
-// The four lane sums of a[0..3] as one 128-bit vector.
-inline __m128 reduce4(const __m512* a) {
-  const __m512 a01 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
-  const __m512 a23 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
-  // Per 128-bit lane: [a0, a1, a2, a3] partial sums.
-  const __m512 b =
-      _mm512_add_ps(_mm512_shuffle_ps(a01, a23, 0x44), _mm512_shuffle_ps(a01, a23, 0xEE));
-  const __m256 c = _mm256_add_ps(_mm512_castps512_ps256(b),
-                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
-  return _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
 }
 
 // kG heads (1 or 4) against every key: each 16 values of a key are loaded once for all heads.
@@ -164,14 +149,18 @@ void softmax(float* x, int64_t n) {
 }  // namespace
 
 const FloatKernels& float_kernels_avx512() {
-  static const FloatKernels k{"avx512",
-                              dot_f32,
-                              dot_f16,
-                              dot_bf16,
-                              kernels::scores_group_by_four<scores_heads<4>, scores_heads<1>>,
-                              kernels::wsum_group_by_four<wsum_heads<4>, wsum_heads<1>>,
-                              silu_mul,
-                              softmax};
+  static const FloatKernels k = [] {
+    FloatKernels t{.isa = "avx512",
+                   .dot_f32 = dot_f32,
+                   .dot_f16 = dot_f16,
+                   .dot_bf16 = dot_bf16,
+                   .scores_group = kernels::scores_group_by_four<scores_heads<4>, scores_heads<1>>,
+                   .wsum_group = kernels::wsum_group_by_four<wsum_heads<4>, wsum_heads<1>>,
+                   .silu_mul = silu_mul,
+                   .softmax = softmax};
+    set_kv_kernels_avx512(t);
+    return t;
+  }();
   return k;
 }
 
