@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
-#include "kernels/tmp_kv_ops.h"
 #include "quant/blocks.h"
 
 namespace smoe {
@@ -20,19 +19,16 @@ struct RowKernels {
                  float* scores, int64_t s_stride);
   void (*wsum)(const float* p, int64_t p_stride, int g, const Row* const* vals, int64_t n,
                int64_t hd, float* out);
-  int64_t per_head;  // Row elements one head's hd values take
 };
 
-RowKernels<float> row_kernels(const VecOps& v, const float*, int64_t hd) {
-  return {v.scores_group, v.wsum_group, hd};
+RowKernels<float> row_kernels(const VecOps& v, const float*) {
+  return {v.scores_group, v.wsum_group};
 }
-RowKernels<uint16_t> row_kernels(const VecOps& v, const uint16_t*, int64_t hd) {
-  (void)v;
-  return {tmpkv::scores_group_f16, tmpkv::wsum_group_f16, hd};
+RowKernels<uint16_t> row_kernels(const VecOps& v, const uint16_t*) {
+  return {v.scores_group_f16, v.wsum_group_f16};
 }
-RowKernels<quant::BlockQ8_0> row_kernels(const VecOps& v, const quant::BlockQ8_0*, int64_t hd) {
-  (void)v;
-  return {tmpkv::scores_group_q8_0, tmpkv::wsum_group_q8_0, hd / 32};
+RowKernels<quant::BlockQ8_0> row_kernels(const VecOps& v, const quant::BlockQ8_0*) {
+  return {v.scores_group_q8_0, v.wsum_group_q8_0};
 }
 
 std::vector<const float*>& row_buffer(Workspace& ws, const float*) {
@@ -56,10 +52,9 @@ void attend_group(const ModelConfig& c, const KvCache& cache, int layer, const R
   const int64_t lo = cache.first_visible(e.pos), n_vis = e.pos - lo + 1;
   const Row** keys = rows;
   const Row** vals = rows + n_ctx;
-  const int64_t off = kvh * k.per_head;
   for (int64_t j = lo; j <= e.pos; ++j) {
-    keys[j - lo] = reinterpret_cast<const Row*>(cache.key(e.seq, layer, j)) + off;
-    vals[j - lo] = reinterpret_cast<const Row*>(cache.value(e.seq, layer, j)) + off;
+    keys[j - lo] = reinterpret_cast<const Row*>(cache.key(e.seq, layer, j, kvh));
+    vals[j - lo] = reinterpret_cast<const Row*>(cache.value(e.seq, layer, j, kvh));
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int g = static_cast<int>(group);
@@ -73,7 +68,7 @@ template <typename Row>
 void attend_all(const ModelConfig& c, int layer, const BatchEntry* batch, OutputRows out,
                 Workspace& ws, const KvCache& cache, const ForwardContext& ctx) {
   const VecOps vec = ctx.backend.vec_ops();
-  const RowKernels<Row> k = row_kernels(vec, static_cast<const Row*>(nullptr), c.head_dim);
+  const RowKernels<Row> k = row_kernels(vec, static_cast<const Row*>(nullptr));
   std::vector<const Row*>& buffer = row_buffer(ws, static_cast<const Row*>(nullptr));
   const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads, m = out.m;
   // In pre-fill an entry's cost grows with its position, so consecutive task numbers alternate
@@ -123,21 +118,24 @@ void project_qkv(const ModelConfig& c, const LayerWeights& w, const BatchEntry* 
 // then reads every key the same way, whatever batch or chunk brought it.
 void store_kv(const ModelConfig& c, int layer, const BatchEntry* batch, int64_t n, Workspace& ws,
               KvCache& cache, const ForwardContext& ctx) {
-  const int64_t kv_dim = c.kv_dim();
+  const VecOps vec = ctx.backend.vec_ops();
+  const int64_t kv_dim = c.kv_dim(), hd = c.head_dim;
   const DType t = cache.dtype();
   const auto put = [&](const float* x, std::byte* dst) {
     if (t == DType::F16)
-      tmpkv::to_f16(x, reinterpret_cast<uint16_t*>(dst), kv_dim);
+      vec.to_f16(x, reinterpret_cast<uint16_t*>(dst), hd);
     else if (t == DType::Q8_0)
-      tmpkv::to_q8_0(x, reinterpret_cast<quant::BlockQ8_0*>(dst), kv_dim);
+      vec.to_q8_0(x, reinterpret_cast<quant::BlockQ8_0*>(dst), hd);
     else
-      std::memcpy(dst, x, sizeof(float) * kv_dim);
+      std::memcpy(dst, x, sizeof(float) * hd);
   };
   ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      put(ws.k.data() + i * kv_dim, cache.key(batch[i].seq, layer, batch[i].pos));
-      put(ws.v.data() + i * kv_dim, cache.value(batch[i].seq, layer, batch[i].pos));
-    }
+    for (int64_t i = b; i < e; ++i)
+      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+        const BatchEntry& be = batch[i];
+        put(ws.k.data() + i * kv_dim + h * hd, cache.key(be.seq, layer, be.pos, h));
+        put(ws.v.data() + i * kv_dim + h * hd, cache.value(be.seq, layer, be.pos, h));
+      }
   });
 }
 

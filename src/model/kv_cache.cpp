@@ -1,7 +1,10 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+
+#include <sys/mman.h>
 
 #include "core/error.h"
 
@@ -10,20 +13,20 @@ namespace {
 
 constexpr uint64_t kRootHash = 0x736d6f652d6b7631ull;  // the parent of a sequence's first block
 
-// One position's keys (or values) of one layer in the cache's dtype.
-size_t kv_row_bytes(DType t, const ModelConfig& cfg) {
+// One position's key (or value) of one head in the cache's dtype.
+size_t kv_head_bytes(DType t, const ModelConfig& cfg) {
   switch (t) {
     case DType::F32:
-      return static_cast<size_t>(cfg.kv_dim()) * 4;
+      return static_cast<size_t>(cfg.head_dim) * 4;
     case DType::F16:
-      return static_cast<size_t>(cfg.kv_dim()) * 2;
+      return static_cast<size_t>(cfg.head_dim) * 2;
     case DType::Q8_0:
       if (cfg.head_dim % 32)
         fail(
             "a q8_0 KV cache needs a head size that is a multiple of 32; this model's is {} "
             "(use f16 or f32)",
             cfg.head_dim);
-      return static_cast<size_t>(cfg.kv_dim() / 32) * 34;
+      return static_cast<size_t>(cfg.head_dim / 32) * 34;
     default:
       fail("the KV cache stores f32, f16 or q8_0, not {}", dtype_name(t));
   }
@@ -38,12 +41,14 @@ int64_t ceil_div(int64_t a, int64_t b) {
 KvCache::KvCache(const ModelConfig& cfg, int64_t n_ctx, int max_seqs, const KvCacheOptions& o)
     : n_layers_(cfg.n_layers),
       kv_dim_(cfg.kv_dim()),
+      n_kv_heads_(cfg.n_kv_heads),
       n_ctx_(n_ctx),
       window_(cfg.sliding_window),
       block_(o.block_tokens),
       dtype_(o.dtype),
-      row_bytes_(kv_row_bytes(o.dtype, cfg)),
-      block_bytes_(row_bytes_ * 2 * static_cast<size_t>(cfg.n_layers * o.block_tokens)) {
+      head_bytes_(kv_head_bytes(o.dtype, cfg)),
+      block_bytes_(head_bytes_ * 2 *
+                   static_cast<size_t>(cfg.n_layers * cfg.n_kv_heads * o.block_tokens)) {
   if (n_ctx <= 0) fail("context size must be positive, got {}", n_ctx);
   if (max_seqs <= 0) fail("the cache needs at least one sequence, got {}", max_seqs);
   if (block_ <= 0 || block_ > 4096) fail("KV block size must be in 1..4096, got {}", block_);
@@ -58,13 +63,23 @@ KvCache::KvCache(const ModelConfig& cfg, int64_t n_ctx, int max_seqs, const KvCa
   }
   const int64_t n_blocks = ceil_div(tokens, block_);
   if (n_blocks > INT32_MAX) fail("a KV pool of {} blocks is too large", n_blocks);
-  // Not value-initialised: pages become resident only when a block is first written.
-  pool_.reset(new std::byte[block_bytes_ * static_cast<size_t>(n_blocks)]);
+  // Not initialised: pages become resident only when a block is first written. Huge pages where
+  // the system grants them (fewer TLB misses over scattered blocks).
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t bytes = block_bytes_ * static_cast<size_t>(n_blocks);
+  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  pool_.reset(static_cast<std::byte*>(std::aligned_alloc(kHuge, rounded)));
+  if (!pool_) fail("cannot allocate a KV cache of {} bytes", rounded);
+  madvise(pool_.get(), rounded, MADV_HUGEPAGE);
   blocks_.resize(static_cast<size_t>(n_blocks));
   block_tokens_.resize(static_cast<size_t>(n_blocks * block_));
   free_.reserve(static_cast<size_t>(n_blocks));
   for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
   seqs_.resize(static_cast<size_t>(max_seqs));
+}
+
+void KvCache::FreeDeleter::operator()(std::byte* p) const {
+  std::free(p);
 }
 
 const KvCache::Seq& KvCache::at(int seq) const {

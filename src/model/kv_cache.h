@@ -1,8 +1,9 @@
 // Keys and values of every sequence, in fixed-size blocks from one pool (a paged KV cache).
 //
 // The pool holds n_blocks() blocks of block_tokens() positions each; a block stores every layer's
-// keys and values of its positions, (n_layers, 2, block_tokens, kv_dim) in the cache's dtype (F32,
-// F16 or Q8_0). A sequence owns a block table: position p lives in block table[p / B], row p % B.
+// keys and values of its positions, (n_layers, 2, n_kv_heads, block_tokens, head_dim) in the
+// cache's dtype (F32, F16 or Q8_0): one head's rows of a block lie together, as attention reads
+// them. A sequence owns a block table: position p lives in block table[p / B], row p % B.
 // Blocks are taken from the pool as a sequence grows and go back when it is cleared or truncated.
 // With a sliding window W the blocks whose positions all fell out of the window go back as the
 // sequence advances (the rolling buffer, paged): a sequence holds at most ceil(W / B) + 1 blocks.
@@ -58,7 +59,7 @@ class KvCache {
   DType dtype() const { return dtype_; }
   int64_t block_tokens() const { return block_; }
   int64_t n_blocks() const { return static_cast<int64_t>(blocks_.size()); }
-  size_t row_bytes() const { return row_bytes_; }      // one position's keys of one layer
+  size_t head_bytes() const { return head_bytes_; }    // one position's key of one head
   size_t block_bytes() const { return block_bytes_; }  // one block, all layers
   size_t bytes_allocated() const { return block_bytes_ * blocks_.size(); }
   // Blocks a new sequence may take now: free ones and cached ones nobody uses.
@@ -87,14 +88,19 @@ class KvCache {
   int64_t first_visible(int64_t pos) const {
     return window_ > 0 && pos >= window_ ? pos - window_ + 1 : 0;
   }
-  // The row of `pos` in `layer` (kv_dim values in the cache's dtype); the block must exist.
-  std::byte* key(int seq, int layer, int64_t pos) { return row(seq, layer, pos, 0); }
-  std::byte* value(int seq, int layer, int64_t pos) { return row(seq, layer, pos, 1); }
-  const std::byte* key(int seq, int layer, int64_t pos) const {
-    return const_cast<KvCache*>(this)->row(seq, layer, pos, 0);
+  // The key (value) of `pos` in `layer` for kv head `head`: head_dim values in the cache's
+  // dtype. The block must exist.
+  std::byte* key(int seq, int layer, int64_t pos, int64_t head) {
+    return row(seq, layer, pos, 0, head);
   }
-  const std::byte* value(int seq, int layer, int64_t pos) const {
-    return const_cast<KvCache*>(this)->row(seq, layer, pos, 1);
+  std::byte* value(int seq, int layer, int64_t pos, int64_t head) {
+    return row(seq, layer, pos, 1, head);
+  }
+  const std::byte* key(int seq, int layer, int64_t pos, int64_t head) const {
+    return const_cast<KvCache*>(this)->row(seq, layer, pos, 0, head);
+  }
+  const std::byte* value(int seq, int layer, int64_t pos, int64_t head) const {
+    return const_cast<KvCache*>(this)->row(seq, layer, pos, 1, head);
   }
 
   // Prefix sharing. Publishes the full blocks of `seq` that hold tokens[0..n) (n <= seq_len) so
@@ -123,11 +129,11 @@ class KvCache {
 
   const Seq& at(int seq) const;
   Seq& at(int seq) { return const_cast<Seq&>(static_cast<const KvCache*>(this)->at(seq)); }
-  std::byte* row(int seq, int layer, int64_t pos, int kv) {
+  std::byte* row(int seq, int layer, int64_t pos, int kv, int64_t head) {
     const Seq& s = seqs_[static_cast<size_t>(seq)];
     const int32_t b = s.table[static_cast<size_t>(pos / block_)];
-    return block_data(b) +
-           ((static_cast<size_t>(layer) * 2 + kv) * block_ + pos % block_) * row_bytes_;
+    const size_t run = (static_cast<size_t>(layer) * 2 + kv) * n_kv_heads_ + head;
+    return block_data(b) + (run * block_ + pos % block_) * head_bytes_;
   }
   std::byte* block_data(int32_t b) { return pool_.get() + static_cast<size_t>(b) * block_bytes_; }
   bool needs_copy(const Seq& s, int64_t pos) const;
@@ -137,10 +143,14 @@ class KvCache {
   void release_out_of_window(Seq& s);
   uint64_t block_hash(uint64_t parent, const int32_t* tokens) const;
 
-  int64_t n_layers_, kv_dim_, n_ctx_, window_, block_;
+  struct FreeDeleter {
+    void operator()(std::byte* p) const;
+  };
+  int64_t n_layers_, kv_dim_, n_kv_heads_, n_ctx_, window_, block_;
   DType dtype_;
-  size_t row_bytes_, block_bytes_;
-  std::unique_ptr<std::byte[]> pool_;  // (n_blocks, n_layers, 2, block, kv_dim)
+  size_t head_bytes_, block_bytes_;
+  // (n_blocks, n_layers, 2, n_kv_heads, block, head_dim), 2 MiB-aligned for huge pages
+  std::unique_ptr<std::byte[], FreeDeleter> pool_;
   std::vector<Block> blocks_;
   std::vector<int32_t> block_tokens_;  // (n_blocks, block) tokens of published blocks
   std::vector<int32_t> free_;          // unused, unpublished (taken last-in first-out)

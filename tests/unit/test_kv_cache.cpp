@@ -29,14 +29,14 @@ void write(KvCache& kv, int seq, int64_t from, int64_t to) {
   for (int64_t p = from; p < to; ++p)
     for (int l = 0; l < 2; ++l) {
       const float v = static_cast<float>(seq * 1000 + p);
-      std::memcpy(kv.key(seq, l, p), &v, sizeof v);
+      std::memcpy(kv.key(seq, l, p, 1), &v, sizeof v);
     }
   kv.set_len(seq, to);
 }
 
 float key0(const KvCache& kv, int seq, int64_t pos, int layer = 0) {
   float v;
-  std::memcpy(&v, kv.key(seq, layer, pos), sizeof v);
+  std::memcpy(&v, kv.key(seq, layer, pos, 1), sizeof v);
   return v;
 }
 
@@ -183,12 +183,12 @@ TEST(KvCache, WritingIntoAPublishedBlockAfterTruncationUnpublishesOrCopiesIt) {
 TEST(KvCache, StoresHalfAndQ8RowsAndRefusesWhatItCannotHold) {
   const ModelConfig c = tiny_mixtral();  // head_dim 8
   KvCache h(c, 64, 1, {.dtype = DType::F16, .block_tokens = 16});
-  EXPECT_EQ(h.row_bytes(), size_t(c.kv_dim() * 2));
+  EXPECT_EQ(h.head_bytes(), size_t(c.head_dim * 2));
   EXPECT_THROW(KvCache(c, 64, 1, {.dtype = DType::Q8_0}), Error);  // needs head_dim % 32 == 0
   ModelConfig wide = c;
   wide.head_dim = 32;
   KvCache q(wide, 64, 1, {.dtype = DType::Q8_0});
-  EXPECT_EQ(q.row_bytes(), size_t(wide.kv_dim() / 32 * 34));
+  EXPECT_EQ(q.head_bytes(), size_t(wide.head_dim / 32 * 34));
   EXPECT_THROW(KvCache(c, 64, 1, {.dtype = DType::Q4_0}), Error);
   // Default pool: every sequence its whole context (plus a block for copy on write).
   KvCache d(c, 100, 3, {.dtype = DType::F16, .block_tokens = 16});
