@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <malloc.h>
+
 #include <ctime>
 
 #include "chat_page.h"
@@ -79,10 +81,23 @@ void Server::serve(std::shared_ptr<const Model> model, const SchedulerOptions& s
   ready_ = true;
 }
 
-// The scheduler's thread: a step whenever there is work, else a nap until some arrives.
+// The scheduler's thread: a step whenever there is work, else a nap until some arrives. Once
+// idle for a second after work, the memory the load freed goes back to the system (the heap
+// keeps freed memory of many threads otherwise).
 void Server::loop() {
+  auto idle_since = std::chrono::steady_clock::now();
+  bool trimmed = true;
   while (!stopping_ || sched_->stats().running + sched_->stats().waiting > 0) {
-    if (!sched_->step()) sched_->wait_for_work(std::chrono::milliseconds(50));
+    if (sched_->step()) {
+      trimmed = false;
+      idle_since = std::chrono::steady_clock::now();
+      continue;
+    }
+    sched_->wait_for_work(std::chrono::milliseconds(50));
+    if (!trimmed && std::chrono::steady_clock::now() - idle_since > std::chrono::seconds(1)) {
+      malloc_trim(0);
+      trimmed = true;
+    }
   }
 }
 
