@@ -5,7 +5,12 @@
 
 #include <malloc.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <ctime>
+#include <filesystem>
 
 #include "chat_page.h"
 #include "openai_api.h"
@@ -125,14 +130,43 @@ void Server::stop() {
       std::lock_guard<std::mutex> lock(mu_);
       for (uint64_t id : active_) sched_->cancel(id);
     });
-    http_->stop();  // returns once every connection thread has ended
+    // The listening socket stops taking connections; the connection threads go on until their
+    // streams end, and then the listener returns.
+    if (!shut_listener(bound_port_)) http_->stop();
     listener_.join();
     ender.join();
+    http_->stop();
   }
   if (stepper_.joinable()) {
     sched_->wake();
     stepper_.join();
   }
+}
+
+// Shuts the listening socket of `port` down so that accept fails: the HTTP library then stops
+// accepting but lets running connections finish (its own stop() would cut streams short). The
+// library does not hand out the socket, so it is found among this process's descriptors.
+bool Server::shut_listener(int port) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(e.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    const int p = addr.ss_family == AF_INET6
+                      ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                      : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (p == port) return ::shutdown(fd, SHUT_RDWR) == 0;
+  }
+  return false;
 }
 
 bool Server::authorized(const httplib::Request& req, httplib::Response& res) const {

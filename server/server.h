@@ -68,6 +68,7 @@ class Server {
   void stream(std::shared_ptr<Call> call, httplib::Response& res);
   void track(uint64_t id, bool add);
   void loop();
+  static bool shut_listener(int port);
 
   ServerOptions opts_;
   std::unique_ptr<httplib::Server> http_;
