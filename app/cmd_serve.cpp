@@ -197,6 +197,9 @@ void add_serve_command(CLI::App& app, Runner& run) {
   cmd->add_option("--api-key", f->server.api_key,
                   "require 'Authorization: Bearer KEY' on /v1/* and /metrics");
   cmd->add_option("--alias", f->alias, "the model's name in the API (default: the file's name)");
+  cmd->add_option("--chat-template", f->server.chat_template,
+                  "how chat turns become a prompt, overriding what the model file says")
+      ->check(CLI::IsMember({"mistral", "chatml", "raw"}));
   cmd->add_option("--max-body", f->server.max_body, "largest request body in bytes (more: 413)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();

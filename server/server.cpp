@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 
@@ -79,6 +80,14 @@ void Server::serve(std::shared_ptr<const Model> model, const SchedulerOptions& s
   tok_ = model_->tokenizer();
   if (!tok_) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
   chat_ = chat_template_for(model_->info().chat_template, *tok_);
+  if (opts_.chat_template == "mistral")
+    chat_ = {ChatFormat::MistralInstruct, "--chat-template"};
+  else if (opts_.chat_template == "chatml")
+    chat_ = {ChatFormat::ChatML, "--chat-template"};
+  else if (opts_.chat_template == "raw")
+    chat_ = {ChatFormat::Raw, "--chat-template"};
+  std::fprintf(stderr, "smoe serve: chat turns as %s (%s)\n", chat_format_name(chat_.format),
+               chat_.why.c_str());
   sched_ = std::make_unique<Scheduler>(model_, sched);
   sched_->set_step_callback([this](const StepInfo& i) { metrics_.step(i); });
   created_ = static_cast<int64_t>(std::time(nullptr));

@@ -36,6 +36,7 @@ struct ServerOptions {
   size_t max_connections = 1024;      // connection threads at most
   GenerateParams defaults;            // sampling for fields a request leaves out
   std::chrono::seconds grace{5};      // on SIGTERM, how long running requests may finish
+  std::string chat_template;          // "mistral", "chatml" or "raw": overrides the model's
 };
 
 class Server {
