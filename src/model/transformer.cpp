@@ -14,6 +14,21 @@ Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights, in
                          int64_t n_ctx, int n_threads, DType kv_dtype)
     : cfg_(cfg), w_(weights), ws_(cfg, max_batch, n_ctx, n_threads, kv_dtype) {}
 
+namespace {
+
+// Throws unless the pool has the blocks every sequence needs to reach its length in `lens`
+// (-1: not in the batch).
+void check_room(const KvCache& cache, const std::vector<int64_t>& lens) {
+  int64_t need = 0;
+  for (size_t s = 0; s < lens.size(); ++s)
+    if (lens[s] >= 0) need += cache.blocks_needed(static_cast<int>(s), lens[s]);
+  if (need > cache.free_blocks())
+    fail("the KV cache is full: the batch needs {} blocks of {} positions, {} are free", need,
+         cache.block_tokens(), cache.free_blocks());
+}
+
+}  // namespace
+
 void Transformer::check_batch(const BatchEntry* batch, int64_t n, const KvCache& cache) const {
   std::vector<int64_t> next(static_cast<size_t>(cache.max_seqs()), -1);
   for (int64_t i = 0; i < n; ++i) {
@@ -37,13 +52,7 @@ void Transformer::check_batch(const BatchEntry* batch, int64_t n, const KvCache&
   }
   // Without a window nothing is released along the way: the whole batch must fit now. (With a
   // window each pass is checked by forward, after the passes before it released their blocks.)
-  if (cache.window() > 0) return;
-  int64_t need = 0;
-  for (size_t s = 0; s < next.size(); ++s)
-    if (next[s] >= 0) need += cache.blocks_needed(static_cast<int>(s), next[s]);
-  if (need > cache.free_blocks())
-    fail("the KV cache is full: the batch needs {} blocks of {} positions, {} are free", need,
-         cache.block_tokens(), cache.free_blocks());
+  if (cache.window() == 0) check_room(cache, next);
 }
 
 // Makes room in the cache for every sequence of the batch up to its last position in the batch:
@@ -53,12 +62,7 @@ void Transformer::grow_sequences(const BatchEntry* batch, int64_t n, KvCache& ca
   last.assign(static_cast<size_t>(cache.max_seqs()), -1);
   for (int64_t i = 0; i < n; ++i)
     last[batch[i].seq] = std::max(last[batch[i].seq], batch[i].pos + 1);
-  int64_t need = 0;
-  for (size_t s = 0; s < last.size(); ++s)
-    if (last[s] >= 0) need += cache.blocks_needed(static_cast<int>(s), last[s]);
-  if (need > cache.free_blocks())
-    fail("the KV cache is full: the batch needs {} blocks of {} positions, {} are free", need,
-         cache.block_tokens(), cache.free_blocks());
+  check_room(cache, last);
   for (size_t s = 0; s < last.size(); ++s)
     if (last[s] >= 0) cache.grow(static_cast<int>(s), last[s]);
 }
