@@ -172,7 +172,6 @@ void add_serve_command(CLI::App& app, Runner& run) {
   f->sampling.params.n_predict = -1;
   f->sampling.add(cmd, 1.0f);
   f->sched.context.max_seqs = 8;
-  f->sched.prefill_chunk = 64;
   cmd->add_option("--host", f->server.host, "address to listen on (loopback unless told)")
       ->capture_default_str();
   cmd->add_option("--port", f->server.port, "port (0: any free one)")
@@ -189,8 +188,14 @@ void add_serve_command(CLI::App& app, Runner& run) {
   cmd->add_option("--kv-mem", f->kv_mem,
                   "memory of the KV cache for all sequences, e.g. 4G (instead of --kv-tokens)");
   cmd->add_option("--prefill-chunk", f->sched.prefill_chunk,
-                  "prompt tokens per step while others decode (0: the whole -b budget)")
+                  "prompt tokens per step while others decode (0: as many as keep a step within "
+                  "--step-slack times a step of decoding alone)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20))
+      ->capture_default_str();
+  cmd->add_option("--step-slack", f->sched.step_slack,
+                  "with an automatic --prefill-chunk: how much longer than a step of decoding a "
+                  "step may take while a prompt is read")
+      ->check(CLI::Range(1.05, 100.0))
       ->capture_default_str();
   cmd->add_flag("!--no-prefix-cache", f->sched.prefix_caching,
                 "do not reuse the cached keys and values of a common prefix");

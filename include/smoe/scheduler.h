@@ -32,9 +32,12 @@ struct SchedulerOptions {
   // n_ctx: the longest sequence; max_seqs: sequences running at once (a request with n choices
   // takes n); max_batch: tokens per step; kv_*: the paged cache's pool.
   ContextOptions context;
-  // Pre-fill tokens per step while other sequences are decoding (0: max_batch). Smaller keeps the
-  // others' time per token steady while a long prompt is read; larger reads prompts faster.
+  // Pre-fill tokens per step while other sequences are decoding. Smaller keeps the others' time
+  // per token steady while a long prompt is read; larger reads prompts faster. 0: chosen from
+  // measured step times so that a step with a chunk takes at most step_slack times a step of
+  // decoding alone.
   int64_t prefill_chunk = 0;
+  double step_slack = 1.5;
   bool prefix_caching = true;  // reuse the cached blocks of a common prefix
   int max_waiting = 64;        // requests queued beyond the running ones; submit refuses past it
 };

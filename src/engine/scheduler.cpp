@@ -18,6 +18,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kMaxChoices = 128;  // as OpenAI's API allows
+constexpr int64_t kFirstChunk = 32;  // the automatic pre-fill chunk until steps are measured
+constexpr int64_t kMinChunk = 8;
 
 // What one step feeds of one sequence: tokens[start .. start + count).
 struct Chunk {
@@ -43,6 +45,8 @@ struct Scheduler::Impl {
   Context ctx;
   std::shared_ptr<const Tokenizer> tok;
   int64_t budget, chunk_cap;
+  // Measured: a step of decodes alone, and what each pre-fill token adds to a step (seconds).
+  double t_decode = 0, t_prefill_token = 0;
 
   // Shared with other threads (under mu).
   mutable std::mutex mu;
@@ -67,7 +71,7 @@ struct Scheduler::Impl {
   Impl(std::shared_ptr<const Model> m, const SchedulerOptions& o)
       : model(std::move(m)), opts(o), ctx(model, o.context), tok(model->tokenizer()) {
     budget = std::max<int64_t>(1, o.context.max_batch);
-    chunk_cap = o.prefill_chunk > 0 ? std::min(o.prefill_chunk, budget) : budget;
+    chunk_cap = std::min(o.prefill_chunk > 0 ? o.prefill_chunk : kFirstChunk, budget);
     for (int s = o.context.max_seqs - 1; s >= 0; --s) free_slots.push_back(s);
   }
 
@@ -86,7 +90,21 @@ struct Scheduler::Impl {
   void start_siblings(Req& r, Sequence& leader, const float* logits);
   void accept(Sequence& s, const float* logits);
   void publish_stats();
+  void learn(const StepInfo& info);
 };
+
+// Folds a step's time into the estimates and, with an automatic chunk, sizes the next chunks: a
+// step with a chunk of c pre-fill tokens takes about t_decode + c·t_prefill_token.
+void Scheduler::Impl::learn(const StepInfo& info) {
+  const auto ema = [](double& v, double x) { v = v > 0 ? 0.8 * v + 0.2 * x : x; };
+  if (info.decode_seqs > 0 && info.prefill_tokens == 0) ema(t_decode, info.seconds);
+  if (info.decode_seqs > 0 && info.prefill_tokens > 0 && t_decode > 0)
+    ema(t_prefill_token,
+        std::max(info.seconds - t_decode, 0.0) / static_cast<double>(info.prefill_tokens));
+  if (opts.prefill_chunk > 0 || t_decode <= 0 || t_prefill_token <= 0) return;
+  const double c = (opts.step_slack - 1.0) * t_decode / t_prefill_token;
+  chunk_cap = std::clamp<int64_t>(static_cast<int64_t>(c), kMinChunk, budget);
+}
 
 void Scheduler::Impl::deliver(Sequence& s, const RequestEvent& e) {
   auto it = reqs.find(s.request);
@@ -417,6 +435,7 @@ bool Scheduler::step() {
     ++m.totals.steps;
   }
   info.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!m.plan.empty()) m.learn(info);
   m.publish_stats();
   if (m.plan.empty()) return stuck;  // after giving way, the next step can run
   if (m.on_step) m.on_step(info);
