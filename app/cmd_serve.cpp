@@ -44,7 +44,9 @@ uint64_t parse_size(const std::string& s) {
   for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double mul = 0;
   if (unit.empty() || unit == "B") mul = 1;
-  for (const auto& [u, m] : {std::pair{"K", 1024.0}, {"M", 1024.0 * 1024}, {"G", 1024.0 * 1024 * 1024},
+  for (const auto& [u, m] : {std::pair{"K", 1024.0},
+                             {"M", 1024.0 * 1024},
+                             {"G", 1024.0 * 1024 * 1024},
                              {"T", 1024.0 * 1024 * 1024 * 1024}})
     if (unit == u || unit == std::string(u) + "B" || unit == std::string(u) + "IB") mul = m;
   if (used == 0 || mul == 0 || !(v > 0))
@@ -55,8 +57,10 @@ uint64_t parse_size(const std::string& s) {
 // Positions the KV pool holds in `bytes` for this model and cache type.
 int64_t kv_tokens_for(const ModelInfo& i, KvType t, uint64_t bytes) {
   const double per_value = t == KvType::F32 ? 4 : t == KvType::F16 ? 2 : 34.0 / 32;
-  const double per_token = static_cast<double>(i.n_layers * 2 * i.n_kv_heads * i.head_dim) * per_value;
-  return std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(bytes) / per_token)));
+  const double per_token =
+      static_cast<double>(i.n_layers * 2 * i.n_kv_heads * i.head_dim) * per_value;
+  return std::max<int64_t>(
+      1, static_cast<int64_t>(std::floor(static_cast<double>(bytes) / per_token)));
 }
 
 // Waits for SIGINT / SIGTERM on its own thread (the others block them) and reports it.
@@ -127,7 +131,8 @@ int run_serve(ServeFlags& f) {
       so.context = f.ctx.options;
       so.context.max_seqs = f.sched.context.max_seqs;
       if (!f.kv_mem.empty())
-        so.context.kv_tokens = kv_tokens_for(model->info(), so.context.kv_type, parse_size(f.kv_mem));
+        so.context.kv_tokens =
+            kv_tokens_for(model->info(), so.context.kv_type, parse_size(f.kv_mem));
       srv.serve(model, so);
       std::printf("smoe serve: %s ready at %s (chat page at /, OpenAI API at /v1)\n",
                   f.alias.c_str(), srv.url().c_str());

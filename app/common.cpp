@@ -1,11 +1,10 @@
 #include "common.h"
 
-#include <filesystem>
-
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>

@@ -36,7 +36,10 @@ struct Server::Call {
     for (int i = 0; i < choices(); ++i) {
       const ChoiceResult& r = results[static_cast<size_t>(i)];
       u.completion += r.generated_tokens;
-      if (i % opt.n == 0) u.prompt += r.prompt_tokens, u.cached += r.cached_tokens;
+      if (i % opt.n == 0) {  // the prompt counts once for its n choices
+        u.prompt += r.prompt_tokens;
+        u.cached += r.cached_tokens;
+      }
     }
     return u;
   }
@@ -103,13 +106,17 @@ void Server::run(std::shared_ptr<Call> c, httplib::Response& res) {
                      c->chat ? "messages" : "prompt", {}, "context_length_exceeded");
   c->results.resize(c->prompts.size() * static_cast<size_t>(c->opt.n));
   const auto cancel_all = [this, c] {
-    for (uint64_t id : c->requests) sched_->cancel(id), track(id, false);
+    for (uint64_t id : c->requests) {
+      sched_->cancel(id);
+      track(id, false);
+    }
   };
   for (size_t i = 0; i < c->prompts.size(); ++i) {
     Request r{c->prompts[i], c->opt.gen, c->opt.want_logprobs, c->opt.n};
     const int offset = static_cast<int>(i) * c->opt.n;
     auto last = std::make_shared<std::vector<Clock::time_point>>(c->opt.n);
-    auto cb = [ch = c->ch, offset, last, arrival = c->arrival, m = &metrics_](const RequestEvent& e) {
+    auto cb = [ch = c->ch, offset, last, arrival = c->arrival,
+               m = &metrics_](const RequestEvent& e) {
       Piece p = Piece::from(e);
       if (p.id >= 0) {
         const Clock::time_point now = Clock::now();
@@ -201,11 +208,11 @@ void Server::stream(std::shared_ptr<Call> c, httplib::Response& res) {
       c->started = true;
       for (int i = 0; i < c->choices(); ++i) {
         const json first =
-            c->chat ? chat_chunk(c->id, c->created, c->model, i,
-                                 {{"role", "assistant"}, {"content", ""}}, nullptr, "")
-                    : completion_chunk(c->id, c->created, c->model, i,
-                                       c->opt.echo ? c->prompt_texts[i / c->opt.n] : "",
-                                       nullptr, "");
+            c->chat
+                ? chat_chunk(c->id, c->created, c->model, i,
+                             {{"role", "assistant"}, {"content", ""}}, nullptr, "")
+                : completion_chunk(c->id, c->created, c->model, i,
+                                   c->opt.echo ? c->prompt_texts[i / c->opt.n] : "", nullptr, "");
         if ((c->chat || c->opt.echo) && !write(first)) return false;
       }
     }

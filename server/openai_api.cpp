@@ -35,9 +35,10 @@ int64_t integer(const json& j, const char* key, int64_t lo, int64_t hi) {
   if (!v.is_number_integer())
     throw bad(key, fmt::format("'{}' must be an integer, got {}", key,
                                v.is_number() ? "a fractional number" : v.type_name()));
-  const int64_t x = v.is_number_unsigned() ? static_cast<int64_t>(std::min<uint64_t>(
-                                                 v.get<uint64_t>(), uint64_t{INT64_MAX}))
-                                           : v.get<int64_t>();
+  const int64_t x =
+      v.is_number_unsigned()
+          ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), uint64_t{INT64_MAX}))
+          : v.get<int64_t>();
   if (x < lo || x > hi)
     throw bad(key, fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, x));
   return x;
@@ -52,7 +53,8 @@ bool boolean(const json& j, const char* key) {
 
 std::string string_of(const json& j, const char* key) {
   const json& v = *field(j, key);
-  if (!v.is_string()) throw bad(key, fmt::format("'{}' must be a string, got {}", key, v.type_name()));
+  if (!v.is_string())
+    throw bad(key, fmt::format("'{}' must be a string, got {}", key, v.type_name()));
   return v.get<std::string>();
 }
 
@@ -60,7 +62,8 @@ std::vector<std::string> stop_strings(const json& j) {
   const json& v = *field(j, "stop");
   if (v.is_string()) return {v.get<std::string>()};
   if (!v.is_array()) throw bad("stop", "'stop' must be a string or a list of strings");
-  if (v.size() > 16) throw bad("stop", fmt::format("'stop' holds {} strings; at most 16", v.size()));
+  if (v.size() > 16)
+    throw bad("stop", fmt::format("'stop' holds {} strings; at most 16", v.size()));
   std::vector<std::string> out;
   for (const json& s : v) {
     if (!s.is_string()) throw bad("stop", "'stop' must be a string or a list of strings");
@@ -206,16 +209,16 @@ void prompts_of(const json& p, const Tokenizer& tok, CompletionBody& out) {
     std::vector<int32_t> v;
     for (const json& x : a) {
       if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= tok.n_vocab())
-        throw bad("prompt", fmt::format("prompt token ids must be integers in 0..{}",
-                                        tok.n_vocab() - 1));
+        throw bad("prompt",
+                  fmt::format("prompt token ids must be integers in 0..{}", tok.n_vocab() - 1));
       v.push_back(x.get<int32_t>());
     }
     return v;
   };
   const auto add_text = [&](const std::string& s) {
     out.prompt_texts.push_back(s);
-    out.prompts.push_back(tok.encode(s, {.add_bos = tok.add_bos_by_default() && tok.bos_id() >= 0,
-                                         .parse_special = false}));
+    out.prompts.push_back(tok.encode(
+        s, {.add_bos = tok.add_bos_by_default() && tok.bos_id() >= 0, .parse_special = false}));
   };
   const auto add_ids = [&](const json& a) {
     out.prompts.push_back(ids(a));
@@ -329,8 +332,8 @@ json completion_logprobs(const std::vector<Piece>& pieces, const Tokenizer& tok,
     offs.push_back(text_offset);
     text_offset += t.size();
   }
-  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops},
-          {"text_offset", offs}};
+  return {
+      {"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
 }
 
 json chat_response(const std::string& id, int64_t created, const std::string& model,
@@ -342,8 +345,12 @@ json chat_response(const std::string& id, int64_t created, const std::string& mo
                   {"message", {{"role", "assistant"}, {"content", choices[i].text}}},
                   {"logprobs", logprobs ? chat_logprobs(choices[i].tokens, tok) : json(nullptr)},
                   {"finish_reason", finish_reason_of(choices[i].finish_reason)}});
-  return {{"id", id},           {"object", "chat.completion"}, {"created", created},
-          {"model", model},     {"choices", cs},               {"usage", usage.json()},
+  return {{"id", id},
+          {"object", "chat.completion"},
+          {"created", created},
+          {"model", model},
+          {"choices", cs},
+          {"usage", usage.json()},
           {"system_fingerprint", "smoe"}};
 }
 
@@ -352,13 +359,17 @@ json completion_response(const std::string& id, int64_t created, const std::stri
                          bool logprobs, const Tokenizer& tok) {
   json cs = json::array();
   for (size_t i = 0; i < choices.size(); ++i)
-    cs.push_back({{"index", i},
-                  {"text", choices[i].text},
-                  {"logprobs", logprobs ? completion_logprobs(choices[i].tokens, tok, 0)
-                                        : json(nullptr)},
-                  {"finish_reason", finish_reason_of(choices[i].finish_reason)}});
-  return {{"id", id},       {"object", "text_completion"}, {"created", created},
-          {"model", model}, {"choices", cs},               {"usage", usage.json()},
+    cs.push_back(
+        {{"index", i},
+         {"text", choices[i].text},
+         {"logprobs", logprobs ? completion_logprobs(choices[i].tokens, tok, 0) : json(nullptr)},
+         {"finish_reason", finish_reason_of(choices[i].finish_reason)}});
+  return {{"id", id},
+          {"object", "text_completion"},
+          {"created", created},
+          {"model", model},
+          {"choices", cs},
+          {"usage", usage.json()},
           {"system_fingerprint", "smoe"}};
 }
 
@@ -393,8 +404,12 @@ json completion_chunk(const std::string& id, int64_t created, const std::string&
 
 json usage_chunk(const std::string& id, int64_t created, const std::string& model,
                  const char* object, const Usage& usage) {
-  return {{"id", id},          {"object", object},         {"created", created},
-          {"model", model},    {"choices", json::array()}, {"usage", usage.json()},
+  return {{"id", id},
+          {"object", object},
+          {"created", created},
+          {"model", model},
+          {"choices", json::array()},
+          {"usage", usage.json()},
           {"system_fingerprint", "smoe"}};
 }
 

@@ -27,7 +27,7 @@ nlohmann::json error_body(const ApiError& e);
 // What both endpoints take besides the prompt.
 struct Options {
   std::string model;
-  GenerateParams gen;          // n_predict (-1: to the end of the context), sampling, stop
+  GenerateParams gen;  // n_predict (-1: to the end of the context), sampling, stop
   bool max_tokens_given = false;
   bool want_logprobs = false;  // report the chosen tokens' log-probabilities
   int n = 1;
@@ -74,8 +74,7 @@ struct Usage {
 nlohmann::json chat_response(const std::string& id, int64_t created, const std::string& model,
                              const std::vector<ChoiceResult>& choices, const Usage& usage,
                              bool logprobs, const Tokenizer& tok);
-nlohmann::json completion_response(const std::string& id, int64_t created,
-                                   const std::string& model,
+nlohmann::json completion_response(const std::string& id, int64_t created, const std::string& model,
                                    const std::vector<ChoiceResult>& choices, const Usage& usage,
                                    bool logprobs, const Tokenizer& tok);
 
@@ -84,8 +83,8 @@ nlohmann::json chat_chunk(const std::string& id, int64_t created, const std::str
                           int index, const nlohmann::json& delta, const nlohmann::json& logprobs,
                           const std::string& finish_reason);
 nlohmann::json completion_chunk(const std::string& id, int64_t created, const std::string& model,
-                                int index, const std::string& text,
-                                const nlohmann::json& logprobs, const std::string& finish_reason);
+                                int index, const std::string& text, const nlohmann::json& logprobs,
+                                const std::string& finish_reason);
 nlohmann::json usage_chunk(const std::string& id, int64_t created, const std::string& model,
                            const char* object, const Usage& usage);
 

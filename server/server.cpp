@@ -1,11 +1,9 @@
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <httplib.h>
-
 #include <malloc.h>
-
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -33,15 +31,16 @@ void send_error(httplib::Response& res, const ApiError& e) {
 
 // The endpoint label of a path for the request counter (unknown paths share one).
 std::string endpoint_of(const std::string& path) {
-  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health",
-                        "/metrics", "/"})
+  for (const char* p :
+       {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/"})
     if (path == p) return p;
   return "other";
 }
 
 }  // namespace
 
-Server::Server(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()) {}
+Server::Server(ServerOptions opts)
+    : opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()) {}
 
 Server::~Server() {
   stop();
@@ -63,9 +62,9 @@ void Server::start() {
   const int port = opts_.port == 0 ? s.bind_to_any_port(opts_.host)
                                    : (s.bind_to_port(opts_.host, opts_.port) ? opts_.port : -1);
   if (port <= 0)
-    throw std::runtime_error(fmt::format(
-        "cannot listen on {}:{} (in use, or not an address of this machine)", opts_.host,
-        opts_.port));
+    throw std::runtime_error(
+        fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)",
+                    opts_.host, opts_.port));
   bound_port_ = port;
   listener_ = std::thread([this] { http_->listen_after_bind(); });
 }
@@ -243,7 +242,8 @@ void Server::routes() {
       }
     };
   };
-  s.Get("/v1/models", api([this](const httplib::Request&, httplib::Response& res) { models(res); }));
+  s.Get("/v1/models",
+        api([this](const httplib::Request&, httplib::Response& res) { models(res); }));
   s.Post("/v1/chat/completions",
          api([this](const httplib::Request& req, httplib::Response& res) { chat(req, res); }));
   s.Post("/v1/completions", api([this](const httplib::Request& req, httplib::Response& res) {

@@ -30,8 +30,8 @@ namespace smoe::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string api_key;     // required on /v1/* and /metrics when set
-  std::string model_name;  // the id /v1/models lists and responses carry
+  std::string api_key;                // required on /v1/* and /metrics when set
+  std::string model_name;             // the id /v1/models lists and responses carry
   size_t max_body = size_t{8} << 20;  // larger request bodies get 413
   size_t max_connections = 1024;      // connection threads at most
   GenerateParams defaults;            // sampling for fields a request leaves out

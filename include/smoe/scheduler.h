@@ -4,7 +4,8 @@
 //   uint64_t id = sched.submit({.prompt = ids, .params = gp}, [](const smoe::RequestEvent& e) {
 //     ... e.token.text, e.finished, e.finish_reason ...
 //   });
-//   while (sched.step()) {}  // or a thread: while (running) if (!sched.step()) sched.wait_for_work(..)
+//   while (sched.step()) {}  // or a thread: while (running) if (!sched.step())
+//   sched.wait_for_work(..)
 //
 // Every step runs one forward pass over the next token of every decoding sequence plus pre-fill
 // chunks of the others, within a token budget (ContextOptions::max_batch), so a long prompt
@@ -58,8 +59,8 @@ struct RequestEvent {
   // choice's last text (id -1; held-back text released at the end, possibly empty).
   TokenEvent token;
   bool finished = false;
-  std::string finish_reason;  // with finished: "stop" (end of sequence, stop string), "length"
-                              // (max tokens or the context's end), "cancelled", "error: ..."
+  std::string finish_reason;     // with finished: "stop" (end of sequence, stop string), "length"
+                                 // (max tokens or the context's end), "cancelled", "error: ..."
   int64_t prompt_tokens = 0;     // with finished: the prompt's length
   int64_t cached_tokens = 0;     // of those, positions reused from the cache (first admission)
   int64_t generated_tokens = 0;  // with finished: tokens this choice generated

@@ -6,7 +6,7 @@
 namespace smoe {
 
 float token_logprobs(const float* logits, int64_t n_vocab, int32_t chosen, int top_n,
-                std::vector<TokenLogprob>& top) {
+                     std::vector<TokenLogprob>& top) {
   float mx = logits[0];
   for (int64_t i = 1; i < n_vocab; ++i) mx = std::max(mx, logits[i]);
   double sum = 0;

@@ -17,7 +17,7 @@ namespace smoe {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kMaxChoices = 128;  // as OpenAI's API allows
+constexpr int kMaxChoices = 128;     // as OpenAI's API allows
 constexpr int64_t kFirstChunk = 32;  // the automatic pre-fill chunk until steps are measured
 constexpr int64_t kMinChunk = 8;
 
@@ -305,8 +305,10 @@ void Scheduler::Impl::run_plan(StepInfo& info) {
     for (int64_t i = c.start; i < c.start + c.count; ++i)
       batch.push_back({c.seq->tokens[static_cast<size_t>(i)], i, c.seq->slot,
                        i + 1 == c.start + c.count && c.logits()});
-    if (c.count > 1 || c.seq->pending() > 1) info.prefill_tokens += c.count;
-    else ++info.decode_seqs;
+    if (c.count > 1 || c.seq->pending() > 1)
+      info.prefill_tokens += c.count;
+    else
+      ++info.decode_seqs;
   }
   info.tokens = static_cast<int64_t>(batch.size());
   const float* logits = nullptr;
@@ -364,8 +366,7 @@ uint64_t Scheduler::submit(Request req, RequestCallback on_event) {
   if ((n + 1 + kv.block_tokens - 1) / kv.block_tokens + 1 > kv.blocks_total)
     fail("the prompt has {} tokens but the KV cache holds {} positions in all", n,
          (kv.blocks_total - 1) * kv.block_tokens);
-  if (req.n < 1 || req.n > kMaxChoices)
-    fail("n must be in 1..{}, got {}", kMaxChoices, req.n);
+  if (req.n < 1 || req.n > kMaxChoices) fail("n must be in 1..{}, got {}", kMaxChoices, req.n);
   auto r = std::make_unique<Req>();
   r->r = std::move(req);
   r->cb = std::move(on_event);
@@ -400,8 +401,7 @@ void Scheduler::wake() {
 void Scheduler::wait_for_work(std::chrono::milliseconds timeout) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> lock(m.mu);
-  m.cv.wait_for(lock, timeout,
-                [&] { return !m.inbox.empty() || !m.cancels.empty() || m.woken; });
+  m.cv.wait_for(lock, timeout, [&] { return !m.inbox.empty() || !m.cancels.empty() || m.woken; });
 }
 
 void Scheduler::set_step_callback(std::function<void(const StepInfo&)> cb) {

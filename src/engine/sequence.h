@@ -29,11 +29,11 @@ class Sequence {
   int choice = 0;
   std::vector<int32_t> tokens;  // the prompt, then generated tokens
   int64_t n_prompt = 0;
-  int64_t n_cached = 0;      // tokens[0..n_cached) are in the KV cache
-  int slot = -1;             // the context's sequence id while running
+  int64_t n_cached = 0;          // tokens[0..n_cached) are in the KV cache
+  int slot = -1;                 // the context's sequence id while running
   int64_t cached_at_start = -1;  // positions reused from the cache when first admitted
   int64_t generated = 0;
-  bool held = false;         // a choice > 0 waiting to share its leader's prompt
+  bool held = false;  // a choice > 0 waiting to share its leader's prompt
   bool finished = false;
 
   int64_t pending() const { return static_cast<int64_t>(tokens.size()) - n_cached; }

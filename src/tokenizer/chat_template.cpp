@@ -15,7 +15,6 @@ void append(std::vector<int32_t>& out, const std::vector<int32_t>& ids) {
   out.insert(out.end(), ids.begin(), ids.end());
 }
 
-
 // Checks the role order; returns the index of the first turn after an optional system message.
 size_t check_roles(const std::vector<ChatMessage>& messages) {
   const size_t first = !messages.empty() && messages[0].role == "system" ? 1 : 0;
@@ -41,8 +40,8 @@ std::vector<int32_t> encode_raw(const Tokenizer& tok, const std::vector<ChatMess
       text += messages[i].content;
       break;
     }
-  return tok.encode(text, {.add_bos = tok.add_bos_by_default() && tok.bos_id() >= 0,
-                           .parse_special = false});
+  return tok.encode(
+      text, {.add_bos = tok.add_bos_by_default() && tok.bos_id() >= 0, .parse_special = false});
 }
 
 std::vector<int32_t> encode_chatml(const Tokenizer& tok, const std::vector<ChatMessage>& messages) {
@@ -50,8 +49,8 @@ std::vector<int32_t> encode_chatml(const Tokenizer& tok, const std::vector<ChatM
   for (const ChatMessage& m : messages)
     text += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
   text += "<|im_start|>assistant\n";
-  return tok.encode(text, {.add_bos = tok.add_bos_by_default() && tok.bos_id() >= 0,
-                           .parse_special = true});
+  return tok.encode(
+      text, {.add_bos = tok.add_bos_by_default() && tok.bos_id() >= 0, .parse_special = true});
 }
 
 }  // namespace

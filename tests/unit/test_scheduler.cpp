@@ -32,10 +32,12 @@ std::vector<int32_t> encode(const std::string& text) {
 // ones (the demo model still answers the last one).
 std::vector<std::string> mixed_prompts() {
   std::string history;
-  for (int i = 0; i < 12; ++i) history += std::to_string(100 + 7 * i) + "+" + std::to_string(i) + "=" + std::to_string(107 * i / 7 + 100) + " ";
-  return {"417+86=",           "sort 7 3 9 1=",           history + "12+34=",
-          "5+5=",              history + history + "sort 2 1=", "999+1=",
-          "sort 9 8 7 6 5=",   history + "300+300="};
+  for (int i = 0; i < 12; ++i)
+    history += std::to_string(100 + 7 * i) + "+" + std::to_string(i) + "=" +
+               std::to_string(107 * i / 7 + 100) + " ";
+  return {
+      "417+86=", "sort 7 3 9 1=",   history + "12+34=",  "5+5=", history + history + "sort 2 1=",
+      "999+1=",  "sort 9 8 7 6 5=", history + "300+300="};
 }
 
 struct Outcome {
@@ -91,8 +93,8 @@ Outcome solo(const Request& r) {
   return o;
 }
 
-SchedulerOptions opts(int max_seqs, int64_t max_batch = 512, int64_t chunk = 0,
-                      bool prefix = true, int64_t kv_tokens = 0) {
+SchedulerOptions opts(int max_seqs, int64_t max_batch = 512, int64_t chunk = 0, bool prefix = true,
+                      int64_t kv_tokens = 0) {
   SchedulerOptions o;
   o.context.n_ctx = 512;
   o.context.max_seqs = max_seqs;
@@ -110,7 +112,8 @@ TEST(Scheduler, ConcurrentGreedyAnswersAreEachRequestsSoloAnswer) {
   for (const Request& r : rs) want.push_back(solo(r));
   EXPECT_EQ(want[0].text, "503");
   // All at once; a small budget and chunks; fewer slots than requests (a queue); no prefix cache.
-  for (const SchedulerOptions& o : {opts(8), opts(8, 24, 5), opts(3, 64, 16), opts(8, 40, 7, false)}) {
+  for (const SchedulerOptions& o :
+       {opts(8), opts(8, 24, 5), opts(3, 64, 16), opts(8, 40, 7, false)}) {
     const auto got = run_all(o, rs);
     for (size_t i = 0; i < rs.size(); ++i) {
       EXPECT_EQ(got[i][0].tokens, want[i].tokens) << "request " << i;
@@ -264,7 +267,7 @@ TEST(Scheduler, RefusesWhatCanNeverRunAndWhatDoesNotFitTheQueue) {
   EXPECT_NE(s.submit({encode("1+1="), greedy()}, nullptr), 0u);
   EXPECT_NE(s.submit({encode("1+2="), greedy()}, nullptr), 0u);
   EXPECT_EQ(s.submit({encode("1+3="), greedy()}, nullptr), 0u);  // two already wait
-  s.step();                                                        // both admitted
+  s.step();                                                      // both admitted
   EXPECT_NE(s.submit({encode("1+3="), greedy()}, nullptr), 0u);
 }
 
