@@ -118,8 +118,9 @@ SMOE_BENCH_REPACK(Q6_K, Avx512);
 
 // How the cache stores the rows that BM_Attention reads: F32, today's cache, position after
 // position, each the kv_dim floats of all heads; F32Packed, one head's rows of hd floats back to
-// back (no cache stores them so; the best an f32 row can do); F16Paged and Q8_0Paged, blocks of
-// 16 positions × kv_dim in shuffled order through memory.
+// back (no cache stores them so; the best an f32 row can do); F16Paged and Q8_0Paged, the paged
+// cache: blocks of 16 positions in shuffled order through memory, each block head-major (a
+// head's 16 rows of hd values together, then the next head's).
 enum class KvRows { F32, F32Packed, F16Paged, Q8_0Paged };
 
 // Mixtral's shape: head_dim 128, 4 query heads a key/value head, kv_dim 1024; the rows of kv
@@ -142,7 +143,10 @@ struct KvStore {
     std::vector<int64_t> page(n / kPage);  // position j lives in block page[j / kPage]
     std::iota(page.begin(), page.end(), 0);
     std::shuffle(page.begin(), page.end(), rng);
-    const auto slot = [&](int64_t j) { return page[j / kPage] * kPage + j % kPage; };
+    // Element offset of position j's row of head h.
+    const auto at = [&](int64_t j, int64_t h) {
+      return page[j / kPage] * kPage * kKvDim + h * kPage * kHd + j % kPage * kHd;
+    };
     std::vector<float> x(kKvDim);
     for (int64_t j = 0; j < n; ++j) {
       for (float& v : x) v = nd(rng);
@@ -152,19 +156,19 @@ struct KvStore {
         f32.insert(f32.end(), x.begin() + kHead * kHd, x.begin() + (kHead + 1) * kHd);
       } else if (layout == KvRows::F16Paged) {
         f16.resize(n * kKvDim);
-        ops::to_f16(x.data(), f16.data() + slot(j) * kKvDim, kKvDim);
+        for (int64_t h = 0; h < kKvDim / kHd; ++h)
+          ops::to_f16(x.data() + h * kHd, f16.data() + at(j, h), kHd);
       } else {
         q8.resize(n * kKvDim / quant::kQK);
-        ops::to_q8_0(x.data(), q8.data() + slot(j) * kKvDim / quant::kQK, kKvDim);
+        for (int64_t h = 0; h < kKvDim / kHd; ++h)
+          ops::to_q8_0(x.data() + h * kHd, q8.data() + at(j, h) / quant::kQK, kHd);
       }
     }
     for (int64_t j = 0; j < n; ++j) {
       if (layout == KvRows::F32) f32_rows.push_back(f32.data() + j * kKvDim + kHead * kHd);
       if (layout == KvRows::F32Packed) f32_rows.push_back(f32.data() + j * kHd);
-      if (layout == KvRows::F16Paged)
-        f16_rows.push_back(f16.data() + slot(j) * kKvDim + kHead * kHd);
-      if (layout == KvRows::Q8_0Paged)
-        q8_rows.push_back(q8.data() + (slot(j) * kKvDim + kHead * kHd) / quant::kQK);
+      if (layout == KvRows::F16Paged) f16_rows.push_back(f16.data() + at(j, kHead));
+      if (layout == KvRows::Q8_0Paged) q8_rows.push_back(q8.data() + at(j, kHead) / quant::kQK);
     }
     row_bytes = layout == KvRows::F16Paged    ? kHd * 2
                 : layout == KvRows::Q8_0Paged ? kHd / quant::kQK * sizeof(quant::BlockQ8_0)
