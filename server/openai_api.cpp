@@ -96,8 +96,25 @@ std::vector<std::pair<int32_t, float>> logit_bias(const json& j) {
   return out;
 }
 
+// What smoe does not do is refused rather than ignored: an answer that silently skipped a tool
+// schema or a JSON format would look right and be wrong.
+void refuse_unsupported(const json& j) {
+  for (const char* k : {"tools", "functions", "tool_choice", "function_call"})
+    if (field(j, k) && !(std::string(k) == "tool_choice" && (*field(j, k)) == "none"))
+      throw bad(k, fmt::format("'{}' is not supported: smoe does not call tools", k));
+  if (const json* rf = field(j, "response_format")) {
+    if (!rf->is_object() || rf->value("type", "") != "text")
+      throw bad("response_format",
+                "'response_format' other than {\"type\": \"text\"} is not supported");
+  }
+  if (field(j, "suffix")) throw bad("suffix", "'suffix' (insertion) is not supported");
+  if (const json* b = field(j, "best_of"); b && (!b->is_number_integer() || b->get<int>() != 1))
+    throw bad("best_of", "'best_of' other than 1 is not supported; use 'n'");
+}
+
 // The fields both endpoints share.
 Options parse_options(const json& j, const GenerateParams& defaults, bool chat) {
+  refuse_unsupported(j);
   Options o;
   o.gen = defaults;
   SamplingParams& s = o.gen.sampling;

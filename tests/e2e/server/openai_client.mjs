@@ -153,6 +153,8 @@ async function errors() {
   await expectStatus(client.chat.completions.create({ messages: user("1+1="), n: 0 }), 400, "n out of range", /'n'/);
   await expectStatus(client.completions.create({ prompt: "1+1= ".repeat(3000), max_tokens: 4 }), 400, "prompt too long", /4096 tokens.*15002 tokens/);
   await expectStatus(client.chat.completions.create({ messages: user("1+1="), max_tokens: 0 }), 400, "max_tokens 0", /max_tokens/);
+  await expectStatus(client.chat.completions.create({ messages: user("1+1="), tools: [{ type: "function", function: { name: "f" } }] }), 400, "tools refused", /tools/);
+  await expectStatus(client.chat.completions.create({ messages: user("1+1="), response_format: { type: "json_object" } }), 400, "json mode refused", /response_format/);
   const bad = new OpenAI({ baseURL: `${url}/v1`, apiKey: "wrong", maxRetries: 0 });
   await expectStatus(bad.models.list(), 401, "wrong key", /API key/);
   const r = await raw("/v1/chat/completions", "{not json");
