@@ -2,11 +2,11 @@
 // 8, 16, 64 and 128 activation rows (tokens), per dtype and instruction set. Reports weight bytes
 // streamed per second and multiply-adds per second (MAC/s); quantized types take the small-batch
 // kernels where they have one for the batch size (AVX-512: Q4_0, Q4_K and Q6_K 1-8 tokens, Q8_0
-// 1-4; AMX: Q4_0, Q4_K and Q8_0 5-8, the AVX-512 ones below; AVX2: Q4_0 and Q8_0 1-2), else
-// per-row dot products for 1-2 tokens and the strip GEMM from 3. These matrices (9 MB of
-// Q4_0) stay in a large L3; the AMX ranges were set on matrices read from memory.
-// The attention cases (BM_Attention) time one key/value head's q·k and Σ p·v over a long
-// context, as the cache stores its rows (f32 today, paged f16 or Q8_0).
+// 1-4; AMX: Q4_0, Q4_K and Q8_0 5-8, the AVX-512 ones below; AVX2: Q4_0, Q4_K and Q6_K 1-8,
+// Q8_0 1-4), else per-row dot products for 1-2 tokens and the strip GEMM from 3. These matrices (9
+// MB of Q4_0) stay in a large L3; the AMX ranges were set on matrices read from memory. The
+// attention cases (BM_Attention) time one key/value head's q·k and Σ p·v over a long context, as
+// the cache stores its rows (f32 today, paged f16 or Q8_0).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -56,6 +56,58 @@ void BM_Matmul(benchmark::State& state, DType t, BackendIsa isa) {
   state.counters["MAC/s"] = benchmark::Counter(static_cast<double>(rows * cols * n),
                                                benchmark::Counter::kIsIterationInvariantRate);
 }
+
+// As BM_Matmul, on the shape of a Mixtral expert's w1 (14336 × 4096) read from memory, as in
+// decoding: enough copies to fill 128 MiB (four times a 32 MiB L3) are taken in turn, on 2
+// threads. range(0) tokens. Which path each batch size takes decides these numbers most.
+void BM_MatmulMemory(benchmark::State& state, DType t, BackendIsa isa) {
+  if (!backend_isa_supported(isa)) {
+    state.SkipWithError("instruction set not supported here");
+    return;
+  }
+  const int64_t rows = 14336, cols = 4096, n = state.range(0);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> row(cols), x(n * cols), y(n * rows);
+  for (float& v : x) v = nd(rng);
+  const size_t rb = *dtype_bytes(t, cols), bytes = rb * rows;
+  const size_t copies = ((size_t{128} << 20) + bytes - 1) / bytes;
+  std::vector<std::byte> w(bytes * copies);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& v : row) v = nd(rng);
+    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+  }
+  for (size_t c = 1; c < copies; ++c) std::copy_n(w.data(), bytes, w.data() + c * bytes);
+  ThreadPool pool(2);
+  auto backend = make_backend({.max_cols = cols,
+                               .max_rows = n,
+                               .n_threads = 2,
+                               .reference = isa == BackendIsa::Scalar,
+                               .isa = isa});
+  size_t c = 0;
+  for (auto _ : state) {
+    const Matrix m{t, rows, cols, w.data() + bytes * c, rb};
+    c = (c + 1) % copies;
+    backend->matmul(m, x.data(), n, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+  state.counters["MAC/s"] = benchmark::Counter(static_cast<double>(rows * cols * n),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+
+#define SMOE_BENCH_MEMORY(T, ISA)                                          \
+  BENCHMARK_CAPTURE(BM_MatmulMemory, T##_##ISA, DType::T, BackendIsa::ISA) \
+      ->DenseRange(1, 8)                                                   \
+      ->Arg(16)                                                            \
+      ->Unit(benchmark::kMillisecond)
+
+SMOE_BENCH_MEMORY(Q4_0, Avx2);
+SMOE_BENCH_MEMORY(Q8_0, Avx2);
+SMOE_BENCH_MEMORY(Q4_K, Avx2);
+SMOE_BENCH_MEMORY(Q6_K, Avx2);
+SMOE_BENCH_MEMORY(Q4_0, Avx512);
+SMOE_BENCH_MEMORY(Q4_K, Avx512);
 
 // The strip GEMM's unpacking alone: every 16-row strip of a 4096-column matrix (4096 rows, or 64
 // that stay in cache) into the interleaved layout, as a matmul of 3+ tokens does before it

@@ -1,8 +1,9 @@
 // The small-batch kernels against their definitions: the scalar reference equals the exact dot
 // of the dequantized weights with the dequantized activations, and the SIMD kernels (AVX2,
 // AVX-512, AMX) equal the scalar reference on odd shapes (1 to 50 rows, 1 to 8 tokens, a row range
-// inside the matrix, so that AVX-512's four-row tiles and AMX's groups of 16 rows meet both whole
-// groups and leftover rows), for Q4_0, Q8_0, Q4_K and Q6_K.
+// inside the matrix, so that AVX2's eight-row tiles, AVX-512's four-row tiles and AMX's groups of
+// 16 rows meet both whole groups and leftover rows), for Q4_0, Q8_0, Q4_K and Q6_K, and give every
+// row the same result however the rows are split into calls at multiples of the row group.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -95,12 +96,8 @@ TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
                  << " kernels";
   for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     const cpu::GemvFn kernel = GetParam().kernels().of_type(t);
-    if (!kernel) {
-      EXPECT_TRUE(GetParam().isa == BackendIsa::Avx2 && (t == DType::Q4_K || t == DType::Q6_K))
-          << "only AVX2 may lack a kernel, and only for the k-quants";
-      continue;
-    }
-    for (int64_t rows : {1, 5, 37, 50})
+    ASSERT_NE(kernel, nullptr) << dtype_name(t);
+    for (int64_t rows : {1, 5, 8, 17, 37, 50})
       for (int64_t cols : {512, 1536})
         for (int n = 1; n <= cpu::kGemvMaxTokens; ++n) {
           const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(rows * 100 + n));
@@ -114,6 +111,26 @@ TEST_P(GemvSimd, EqualsScalarOnOddShapes) {
                 << i;
         }
   }
+}
+
+TEST_P(GemvSimd, RowsDoNotDependOnHowTheCallsSplitThem) {
+  if (!backend_isa_supported(GetParam().isa))
+    GTEST_SKIP() << "this CPU (or its operating system) does not run the " << GetParam().name
+                 << " kernels";
+  const cpu::GemvKernels& k = GetParam().kernels();
+  const int64_t rows = 53, cols = 1024, g = k.row_group;
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K})
+    for (int n : {1, 3, 8}) {
+      const Problem s = make(t, rows, cols, n, static_cast<uint32_t>(n + 7));
+      std::vector<float> whole(n * rows), parts(n * rows);
+      k.of_type(t)(s.w.m, 0, rows, s.acts, whole.data(), rows);
+      for (int64_t split = g; split < rows; split += g) {
+        std::fill(parts.begin(), parts.end(), -7.0f);
+        k.of_type(t)(s.w.m, 0, split, s.acts, parts.data(), rows);
+        k.of_type(t)(s.w.m, split, rows, s.acts, parts.data(), rows);
+        ASSERT_EQ(parts, whole) << dtype_name(t) << " n " << n << " split at " << split;
+      }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -146,12 +163,22 @@ TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   EXPECT_NE(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 1), nullptr);
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14400, nullptr, 0}, 1), nullptr);  // dot product
   EXPECT_EQ(k.for_matrix(Matrix{DType::Q8_0, 4, 14336, nullptr, 0}, 5), nullptr);
-  const auto& k2 = cpu::gemv_kernels_avx2();  // the strip GEMM from 3 tokens on
+  const auto& k2 = cpu::gemv_kernels_avx2();  // Q8_0: the strip GEMM from 5 tokens on
   EXPECT_NE(k2.for_matrix(Matrix{DType::Q8_0, 4, 4096, nullptr, 0}, 1), nullptr);
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q8_0, 4, 4096, nullptr, 0}, 4), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q8_0, 4, 4096, nullptr, 0}, 5), nullptr);
   EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 2), nullptr);
-  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 3), nullptr);
-  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_K, 4, 4096, nullptr, 0}, 2), nullptr);
-  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q6_K, 4, 4096, nullptr, 0}, 2), nullptr);
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 3), nullptr);  // eight rows
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 8), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_0, 4, 4096, nullptr, 0}, 9), nullptr);  // strip GEMM
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_K, 4, 4096, nullptr, 0}, 1), nullptr);
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q4_K, 4, 4096, nullptr, 0}, 8), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_K, 4, 4096, nullptr, 0}, 9), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q4_K, 4, 256, nullptr, 0}, 2), nullptr);  // dot product
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q6_K, 4, 4096, nullptr, 0}, 2), nullptr);
+  EXPECT_NE(k2.for_matrix(Matrix{DType::Q6_K, 4, 14336, nullptr, 0}, 8), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q6_K, 4, 4096, nullptr, 0}, 9), nullptr);
+  EXPECT_EQ(k2.for_matrix(Matrix{DType::Q5_K, 4, 4096, nullptr, 0}, 2), nullptr);
 }
 
 }  // namespace

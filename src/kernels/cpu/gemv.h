@@ -99,12 +99,14 @@ struct GemvKernels {
   // GB/s against 21.3–25.0 through the per-row dot product, Q4_K 25.5–25.6 against 20.0–25.3,
   // Q6_K 24.4–24.8 against 20.7, and two tokens of Q6_K 21.2 against 17.5 for two dots; the
   // strip GEMM's repack of Q4_K from memory cost more than its multiplication for up to 8 tokens,
-  // and for Q6_K 4096 × 4096, 3 tokens took 0.7 ms against 1.6–1.8 through it. With AVX2 1 to 2
-  // tokens of Q4_0 and Q8_0, the strip GEMM taking over from 3 (bench/bench_kernels.cpp).
+  // and for Q6_K 4096 × 4096, 3 tokens took 0.7 ms against 1.6–1.8 through it. With AVX2 (no VNNI,
+  // one vpmaddubsw per 32 multiply-adds) Q4_0, Q4_K and Q6_K up to 8 tokens (eight-row tiles)
+  // and Q8_0 up to 4 (row by row; from 5 the strip GEMM is faster): bench/bench_kernels.cpp
+  // BM_MatmulMemory and gemv_avx2.cpp.
   TokenRange q4_0_tokens, q8_0_tokens, q4_k_tokens, q6_k_tokens;
   // Rows go to threads and calls in groups of this many, starting at multiples of it, so that a
-  // kernel's tiles (4 rows with AVX-512, 16 with AMX) always cover the same rows: a row's result
-  // never depends on how the rows were split.
+  // kernel's tiles (4 rows with AVX-512, 16 with AMX, 8 with AVX2) always cover the same rows: a
+  // row's result never depends on how the rows were split.
   int row_group = 4;
   // Whether the kernels read the tile layout of the activations (GemvActs::tq, td, ts).
   bool tiles = false;
