@@ -94,22 +94,29 @@ void Server::serve(std::shared_ptr<const Model> model, const SchedulerOptions& s
   ready_ = true;
 }
 
-// The scheduler's thread: a step whenever there is work, else a nap until some arrives. Once
-// idle for a second after work, the memory the load freed goes back to the system (the heap
-// keeps freed memory of many threads otherwise).
+// The scheduler's thread: a step whenever there is work, else a nap until some arrives. While
+// idle after work, the memory the load freed goes back to the system a second after the last
+// step and again every ten seconds until the next step (the heap keeps freed memory of many
+// threads otherwise, and connection threads end and free theirs up to ten seconds later).
 void Server::loop() {
-  auto idle_since = std::chrono::steady_clock::now();
-  bool trimmed = true;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last_step = Clock::now(), trimmed_at = last_step;
+  bool busy_since_trim = false, settled = true;
   while (!stopping_ || sched_->stats().running + sched_->stats().waiting > 0) {
     if (sched_->step()) {
-      trimmed = false;
-      idle_since = std::chrono::steady_clock::now();
+      busy_since_trim = true;
+      settled = false;
+      last_step = Clock::now();
       continue;
     }
     sched_->wait_for_work(std::chrono::milliseconds(50));
-    if (!trimmed && std::chrono::steady_clock::now() - idle_since > std::chrono::seconds(1)) {
+    const Clock::time_point now = Clock::now();
+    if (settled || now - last_step < std::chrono::seconds(1)) continue;
+    if (busy_since_trim || now - trimmed_at > std::chrono::seconds(10)) {
       malloc_trim(0);
-      trimmed = true;
+      trimmed_at = now;
+      busy_since_trim = false;
+      settled = now - last_step > std::chrono::seconds(30);  // every thread has ended by then
     }
   }
 }
