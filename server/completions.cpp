@@ -149,13 +149,11 @@ void Server::run(std::shared_ptr<Call> c, httplib::Response& res) {
   if (c->opt.stream)
     stream(c, res);
   else
-    finish_whole(*c, res);
+    finish_whole(c, res);
 }
 
-void Server::finish_whole(Call& c, httplib::Response& res) {
-  while (c.finished < c.choices())
-    for (const Piece& p : c.ch->take(std::chrono::milliseconds(200))) gather(c, p);
-  for (uint64_t id : c.requests) track(id, false);
+// The answer as one JSON body, once every choice has finished.
+std::string Server::whole_body(Call& c) {
   if (!c.chat && c.opt.echo)
     for (int i = 0; i < c.choices(); ++i)
       c.results[static_cast<size_t>(i)].text.insert(
@@ -164,8 +162,45 @@ void Server::finish_whole(Call& c, httplib::Response& res) {
                                            c.opt.want_logprobs, *tok_)
                            : completion_response(c.id, c.created, c.model, c.results, c.usage(),
                                                  c.opt.want_logprobs, *tok_);
+  return dump(body) + "\n";
+}
+
+// A request not streamed. An answer ready within a second goes out as one body with its length.
+// A longer one is sent in chunks: a newline each second while it is computed (whitespace, which
+// JSON allows before the value), then the body. Those writes are how a client that has left is
+// noticed (cpp-httplib reports a closed connection only on a failed write): its sequences then
+// leave at the next step instead of running to the end.
+void Server::finish_whole(const std::shared_ptr<Call>& c, httplib::Response& res) {
+  const Clock::time_point until = Clock::now() + std::chrono::seconds(1);
+  while (c->finished < c->choices() && Clock::now() < until)
+    for (const Piece& p : c->ch->take(std::chrono::milliseconds(100))) gather(*c, p);
   res.status = 200;
-  res.set_content(dump(body) + "\n", "application/json");
+  if (c->finished == c->choices()) {
+    for (uint64_t id : c->requests) track(id, false);
+    res.set_content(whole_body(*c), "application/json");
+    return;
+  }
+  auto beat = std::make_shared<Clock::time_point>(Clock::now());
+  const auto provider = [this, c, beat](size_t, httplib::DataSink& sink) {
+    for (const Piece& p : c->ch->take(std::chrono::milliseconds(200))) gather(*c, p);
+    if (c->finished < c->choices()) {
+      if (Clock::now() - *beat < std::chrono::seconds(1)) return sink.is_writable();
+      *beat = Clock::now();
+      return sink.write("\n", 1);
+    }
+    const std::string body = whole_body(*c);
+    c->ended = true;
+    if (!sink.write(body.data(), body.size())) return false;
+    sink.done();
+    return true;
+  };
+  const auto release = [this, c](bool) {
+    for (uint64_t id : c->requests) {
+      if (!c->ended) sched_->cancel(id);
+      track(id, false);
+    }
+  };
+  res.set_chunked_content_provider("application/json", provider, release);
 }
 
 namespace {

@@ -65,7 +65,8 @@ class Server {
   void chat(const httplib::Request& req, httplib::Response& res);
   void completions(const httplib::Request& req, httplib::Response& res);
   void run(std::shared_ptr<Call> call, httplib::Response& res);
-  void finish_whole(Call& call, httplib::Response& res);
+  void finish_whole(const std::shared_ptr<Call>& call, httplib::Response& res);
+  std::string whole_body(Call& call);
   void stream(std::shared_ptr<Call> call, httplib::Response& res);
   void track(uint64_t id, bool add);
   void loop();

@@ -1,7 +1,9 @@
 """`smoe serve`'s life: /health answers 503 while the model loads and 200 after; a request that
 starts like an earlier one reuses its cached prefix (usage and /metrics say so); SIGTERM lets
 short requests finish, ends long streams cleanly (a last chunk and [DONE]) after the grace
-period, refuses new connections and exits 0; SIGINT on an idle server exits 0."""
+period, refuses new connections and exits 0; SIGINT on an idle server exits 0. An answer that is
+not streamed and takes more than a second comes in chunks (newlines while it is computed, then
+the JSON), so that a client that leaves before it is done frees its sequence."""
 import json
 import os
 import signal
@@ -95,6 +97,41 @@ def prefix_reuse(s):
     print(f"prefix reuse: {cached} of {u2['prompt_tokens']} prompt tokens from the cache")
 
 
+def running(s):
+    _, _, m = s.request("GET", "/metrics")
+    return [float(l.split()[1]) for l in m.splitlines() if l.startswith("smoe_sequences_running ")][0]
+
+
+def whole_answers(s):
+    # Long enough to need more than a second: newlines first, then the body, which still parses.
+    t0 = time.time()
+    status, headers, body = s.request("POST", "/v1/completions", {
+        "prompt": "417+86=", "max_tokens": 3000, "ignore_eos": True, "temperature": 0, "n": 4})
+    took = time.time() - t0
+    c.check(status == 200, f"status {status}: {body[:300]}")
+    c.check(took < 1.2 or (body.startswith("\n") and headers.get("Transfer-Encoding") == "chunked"),
+            f"a {took:.1f} s answer came with {headers} and began {body[:20]!r}")
+    c.check(took > 1.2 or "Content-Length" in headers, f"a {took:.1f} s answer came with {headers}")
+    answer = json.loads(body)
+    c.check(answer["usage"]["completion_tokens"] == 4 * 3000 and
+            all(ch["text"].startswith("503") for ch in answer["choices"]),
+            f"the long answer: {body[-300:]}")
+    # A client that leaves before its answer is ready: its sequence is freed.
+    sock = socket.create_connection((s.host, s.port), timeout=60)
+    data = json.dumps({"prompt": "1+1=", "max_tokens": 90000, "ignore_eos": True}).encode()
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+    time.sleep(1.5)
+    c.check(running(s) == 1, "the request runs")
+    sock.close()
+    t0 = time.time()
+    while running(s) and time.time() - t0 < 10:
+        time.sleep(0.1)
+    freed = time.time() - t0
+    c.check(freed < 5, f"the sequence of a client that left ran on for {freed:.1f} s")
+    print(f"whole answers: 4 × 3000 tokens in {took:.1f} s; a client that left freed after {freed:.1f} s")
+
+
 def sigterm(s):
     out = []
     long_body = {"prompt": "1+1=", "max_tokens": 100000, "ignore_eos": True, "temperature": 0,
@@ -135,5 +172,6 @@ def sigterm(s):
 health_while_loading()
 with Server("--grace", "2", "-t", "2", "-c", "100000") as s:
     prefix_reuse(s)
+    whole_answers(s)
     sigterm(s)
 c.done()
