@@ -24,7 +24,9 @@ struct AnalyzeFlags {
 std::vector<int32_t> text_tokens(const Model& m, const std::string& file) {
   auto tok = m.tokenizer();
   if (!tok) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
-  return tok->encode(read_text_file(file), {});
+  const std::string text = read_text_file(file);
+  if (text.empty()) throw UsageError("'" + file + "' is empty: there is no text to measure");
+  return tok->encode(text, {});
 }
 
 int run_perplexity(const AnalyzeFlags& f) {
@@ -142,6 +144,7 @@ void add_analysis_commands(CLI::App& app, Runner& run) {
   f->ctx.add(ppl);
   ppl->add_option("-f,--file", f->file, "text file")->required();
   ppl->add_option("--chunk", f->chunk, "tokens per evaluated chunk")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
   ppl->callback([&run, f] { run = [f] { return run_perplexity(*f); }; });
@@ -157,9 +160,11 @@ void add_analysis_commands(CLI::App& app, Runner& run) {
   f->model.add(pk);
   f->ctx.add(pk);
   pk->add_option("--length", f->length, "prompt length in tokens (approximately)")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{16}, int64_t{1} << 20))
       ->capture_default_str();
   pk->add_option("--trials", f->trials, "trials at evenly spread depths")
+      ->check(is_number())
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   pk->add_option("--seed", f->seed, "seed of the pass keys")->capture_default_str();

@@ -55,7 +55,7 @@ double seconds(std::chrono::steady_clock::time_point t0) {
 // Encoding speed of the tokenizer on a text file: best of the repetitions.
 int bench_tokenizer(const BenchFlags& f) {
   const std::string path = f.model.tokenizer.empty() ? f.model.model : f.model.tokenizer;
-  if (path.empty()) throw std::runtime_error("bench --tokenize needs -m MODEL or --tokenizer FILE");
+  if (path.empty()) throw UsageError("bench --tokenize needs -m MODEL or --tokenizer FILE");
   auto tok = Tokenizer::load(path);
   const std::string text = read_text_file(f.tokenize_file);
   double best = 1e30;
@@ -114,8 +114,7 @@ int run_bench(const BenchFlags& f) {
     std::printf("read bandwidth: %.1f GB/s (%d threads)\n", measure_read_bandwidth(t), t);
     if (f.model.model.empty()) return 0;
   }
-  if (f.model.model.empty())
-    throw std::runtime_error("bench needs -m MODEL (or --bandwidth alone)");
+  if (f.model.model.empty()) throw UsageError("bench needs -m MODEL (or --bandwidth alone)");
   auto model = Model::load(f.model.options());
   int max_len = 1;
   for (int p : f.pp) max_len = std::max(max_len, p);
@@ -189,21 +188,29 @@ void add_bench_command(CLI::App& app, Runner& run) {
   auto f = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt processing and generation speed");
   f->model.add(cmd, false);
-  cmd->add_option("-p,--n-prompt", f->pp, "prompt lengths to test (repeatable)")
+  cmd->add_option("-p,--n-prompt", f->pp, "prompt lengths to test (repeatable; 0 skips)")
+      ->check(is_number())
+      ->check(CLI::Range(0, 1 << 24))
       ->capture_default_str();
-  cmd->add_option("-n,--n-gen", f->tg, "generation lengths to test (repeatable)")
+  cmd->add_option("-n,--n-gen", f->tg, "generation lengths to test (repeatable; 0 skips)")
+      ->check(is_number())
+      ->check(CLI::Range(0, 1 << 24))
       ->capture_default_str();
   cmd->add_option("-r,--repetitions", f->reps, "repetitions of each test")
+      ->check(is_number())
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  cmd->add_option("-t,--threads", f->threads, "threads (default: physical cores)")
+  cmd->add_option("-t,--threads", f->threads, "threads (0, the default: one per physical core)")
+      ->check(is_number())
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--seqs", f->seqs, "sequences processed together (batched decoding)")
+      ->check(is_number())
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed of the random token ids")->capture_default_str();
   cmd->add_option("-d,--depth", f->depth,
                   "positions already in the KV cache when each test starts (long-context speed)")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   add_kv_flags(cmd, f->kv);
   cmd->add_flag("--json", f->json, "print a JSON array (llama-bench keys)");

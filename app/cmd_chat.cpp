@@ -48,6 +48,14 @@ std::vector<int32_t> fit_history(const Tokenizer& tok, std::vector<ChatMessage>&
 }
 
 int run_chat(ChatFlags& f) {
+  if (f.model.model.empty()) {
+    f.model.model = demo_model_path();
+    if (!f.quiet)
+      std::fprintf(stderr,
+                   "smoe chat: no model given: using the built-in demo model %s (a tiny "
+                   "Mixtral-style MoE that adds numbers and sorts digits; try 417+86=)\n",
+                   f.model.model.c_str());
+  }
   auto model = Model::load(f.model.options());
   auto tok = model->tokenizer();
   if (!tok) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
@@ -117,7 +125,7 @@ int run_chat(ChatFlags& f) {
 void add_chat_command(CLI::App& app, Runner& run) {
   auto f = std::make_shared<ChatFlags>();
   auto* cmd = app.add_subcommand("chat", "Talk with an Instruct model, turn by turn");
-  f->model.add(cmd);
+  f->model.add(cmd, /*model_required=*/false);
   f->ctx.add(cmd);
   f->sampling.add(cmd, 0.7f);
   f->sampling.params.n_predict = 512;

@@ -61,6 +61,14 @@ int run_convert(ConvertFlags& f, const char* verb) {
       std::fprintf(stderr, "  %-6s %12s  worst relative RMSE %.5f\n", type.c_str(),
                    human_bytes(e.first).c_str(), e.second);
   }
+  std::map<std::string, std::vector<const TensorReport*>> fell_back;  // by the type asked for
+  for (const TensorReport& t : s.tensors)
+    if (!t.wanted.empty()) fell_back[t.wanted + " → " + t.dtype].push_back(&t);
+  for (const auto& [change, ts] : fell_back)  // even with -q: the file is not what was asked
+    std::fprintf(stderr,
+                 "smoe: notice: %zu tensor(s) written as %s: their rows are not a whole number "
+                 "of the type's blocks (first: %s)\n",
+                 ts.size(), change.c_str(), ts[0]->name.c_str());
   std::fprintf(stderr, "wrote %s: %lld tensors, %s of weights%s\n", f.opts.output.c_str(),
                static_cast<long long>(s.n_tensors), human_bytes(s.bytes).c_str(),
                s.has_tokenizer ? ", with tokenizer" : ", no tokenizer");

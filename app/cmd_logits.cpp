@@ -54,11 +54,14 @@ void add_logits_command(CLI::App& app, Runner& run) {
   f->model.add(cmd);
   cmd->add_option("--ids", f->ids, "token ids, e.g. \"1 415 2936\"")->required();
   cmd->add_option("--out", f->out, "output .npy file (float32, positions x vocab)")->required();
-  cmd->add_option("-t,--threads", f->threads, "threads (default: physical cores)")
+  cmd->add_option("-t,--threads", f->threads, "threads (0, the default: one per physical core)")
+      ->check(is_number())
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--chunk", f->chunk, "pre-fill chunk size (default: all at once)")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   cmd->add_option("-c,--ctx-size", f->ctx, "context size (default: the number of ids)")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_flag("--reference", f->reference, "use the scalar reference kernels");
   add_kv_flags(cmd, f->kv);

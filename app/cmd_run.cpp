@@ -1,4 +1,6 @@
 // smoe run: generate a continuation of a prompt and stream it to stdout.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@ struct RunFlags {
   ContextFlags ctx;
   SamplingFlags sampling;
   std::string prompt;
+  bool prompt_given = false;  // -p, even empty
   std::string prompt_file;
   std::string prompts_file;
   bool no_bos = false;
@@ -46,11 +49,43 @@ int run_prompts_file(RunFlags& f, std::shared_ptr<Model> model, const Tokenizer&
   return 0;
 }
 
+// Text read from standard input, without the line ends a pipe or a terminal leaves at its end.
+std::string stdin_text() {
+  std::string text = read_text_file("-");
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// The prompt: -p (never empty), -f FILE ("-" reads standard input), or text piped in; with none
+// of them, the demo model's example problem, and for any other model an error.
+std::string prompt_of(const RunFlags& f, bool demo) {
+  if (f.prompt_given) {
+    if (f.prompt.empty()) throw UsageError("the prompt is empty (-p \"\")");
+    return f.prompt;
+  }
+  if (f.prompt_file == "-") {
+    std::string text = stdin_text();
+    if (text.empty()) throw UsageError("-f -: there is no prompt on standard input");
+    return text;
+  }
+  if (!f.prompt_file.empty()) {
+    std::string text = read_text_file(f.prompt_file);
+    if (text.empty()) throw UsageError("the prompt file '" + f.prompt_file + "' is empty");
+    return text;
+  }
+  if (!isatty(STDIN_FILENO)) {
+    std::string text = stdin_text();
+    if (!text.empty()) return text;
+  }
+  if (demo) return "417+86=";
+  throw UsageError("no prompt: give -p TEXT, -f FILE (- for standard input), or pipe it in");
+}
+
 int run_run(RunFlags& f) {
-  if (!f.prompt_file.empty()) f.prompt = read_text_file(f.prompt_file);
-  if (f.model.model.empty()) {
+  const bool demo = f.model.model.empty();
+  if (f.prompts_file.empty()) f.prompt = prompt_of(f, demo);
+  if (demo) {
     f.model.model = demo_model_path();
-    if (f.prompt.empty() && f.prompts_file.empty()) f.prompt = "417+86=";
     if (!f.quiet)
       std::fprintf(
           stderr,
@@ -102,15 +137,20 @@ void add_run_command(CLI::App& app, Runner& run) {
   f->model.add(cmd, /*model_required=*/false);
   f->ctx.add(cmd);
   f->sampling.add(cmd, 0.0f);
-  cmd->add_option("-p,--prompt", f->prompt, "the prompt");
-  cmd->add_option("-f,--file", f->prompt_file, "read the prompt from a file")->excludes("-p");
+  auto* p = cmd->add_option("-p,--prompt", f->prompt,
+                            "the prompt (without -p or -f: text piped in on standard input)");
+  cmd->add_option("-f,--file", f->prompt_file, "read the prompt from a file (- for standard input)")
+      ->excludes(p);
   cmd->add_option("--prompts-file", f->prompts_file,
                   "one prompt per line; prints one JSON object {\"prompt\", \"text\"} per prompt");
   cmd->add_flag("--no-bos", f->no_bos, "do not start the prompt with BOS");
   cmd->add_flag("--chat", f->chat, "wrap the prompt in the model's Instruct chat template");
   cmd->add_option("--system", f->system, "system message (with --chat)");
   cmd->add_flag("-q,--quiet", f->quiet, "no statistics on stderr");
-  cmd->callback([&run, f] { run = [f] { return run_run(*f); }; });
+  cmd->callback([&run, f, p] {
+    f->prompt_given = p->count() > 0;
+    run = [f] { return run_run(*f); };
+  });
 }
 
 }  // namespace smoe::app

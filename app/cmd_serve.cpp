@@ -180,14 +180,17 @@ void add_serve_command(CLI::App& app, Runner& run) {
   cmd->add_option("--host", f->server.host, "address to listen on (loopback unless told)")
       ->capture_default_str();
   cmd->add_option("--port", f->server.port, "port (0: any free one)")
+      ->check(is_number())
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   cmd->add_option("--max-seqs,--parallel", f->sched.context.max_seqs,
                   "sequences decoded together (each of a request's n choices is one)")
+      ->check(is_number())
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   cmd->add_option("--max-queue", f->sched.max_waiting,
                   "requests that may wait beyond the running ones (more get 429)")
+      ->check(is_number())
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--kv-mem", f->kv_mem,
@@ -195,11 +198,13 @@ void add_serve_command(CLI::App& app, Runner& run) {
   cmd->add_option("--prefill-chunk", f->sched.prefill_chunk,
                   "prompt tokens per step while others decode (0: as many as keep a step within "
                   "--step-slack times a step of decoding alone)")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20))
       ->capture_default_str();
   cmd->add_option("--step-slack", f->sched.step_slack,
                   "with an automatic --prefill-chunk: how much longer than a step of decoding a "
                   "step may take while a prompt is read")
+      ->check(is_number())
       ->check(CLI::Range(1.05, 100.0))
       ->capture_default_str();
   cmd->add_flag("!--no-prefix-cache", f->sched.prefix_caching,
@@ -211,14 +216,17 @@ void add_serve_command(CLI::App& app, Runner& run) {
                   "how chat turns become a prompt, overriding what the model file says")
       ->check(CLI::IsMember({"mistral", "chatml", "raw"}));
   cmd->add_option("--max-body", f->server.max_body, "largest request body in bytes (more: 413)")
+      ->check(is_number())
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();
   cmd->add_option("--max-connections", f->server.max_connections,
                   "connections served at once (each holds a thread while open)")
+      ->check(is_number())
       ->check(CLI::Range(size_t{4}, size_t{65536}))
       ->capture_default_str();
   cmd->add_option("--grace", f->grace_s,
                   "seconds running requests may finish after SIGINT / SIGTERM")
+      ->check(is_number())
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
   cmd->callback([&run, f] { run = [f] { return run_serve(*f); }; });

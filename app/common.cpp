@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -68,7 +70,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
       used = 0;
     }
     if (used != tok.size() || v < 0 || v > INT32_MAX)
-      throw std::runtime_error("'" + tok + "' is not a token id (expected non-negative integers)");
+      throw UsageError("'" + tok + "' is not a token id (expected non-negative integers)");
     ids.push_back(static_cast<int32_t>(v));
     tok.clear();
   };
@@ -82,12 +84,26 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
+CLI::Validator is_number() {
+  return CLI::Validator(
+      [](std::string& s) {
+        char* end = nullptr;
+        errno = 0;
+        std::strtod(s.c_str(), &end);
+        const bool ok = !s.empty() && end == s.c_str() + s.size() && errno == 0;
+        return ok ? std::string() : "'" + s + "' is not a number";
+      },
+      "NUMBER");
+}
+
 std::string read_text_file(const std::string& path) {
   std::stringstream ss;
   if (path == "-") {
     ss << std::cin.rdbuf();
     return ss.str();
   }
+  if (std::filesystem::is_directory(path))
+    throw UsageError("'" + path + "' is a directory, not a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open '" + path + "'");
   ss << in.rdbuf();

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,12 @@
 #include "smoe/generate.h"
 
 namespace smoe::app {
+
+// A mistake in how smoe was called (a missing or empty argument, flags that do not go
+// together): main reports it like a parse error, with exit code 2; other errors exit with 1.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // -m/--model, --tokenizer, --no-mmap, --mlock.
 struct ModelFlags {
@@ -21,13 +28,17 @@ struct ModelFlags {
   ModelOptions options() const;
 };
 
+// Checks that a flag's value is a number before its range is checked, so that "--temp abc" says
+// "'abc' is not a number" rather than that it is out of range.
+CLI::Validator is_number();
+
 // The built-in demo model: beside the sources, or beside an installed binary. Throws when absent.
 std::string demo_model_path();
 
 // Parses "1 415 2936" (spaces, commas or newlines between ids). Throws on anything else.
 std::vector<int32_t> parse_ids(const std::string& text);
 
-// Reads a whole file ("-" is stdin). Throws with the path on failure.
+// Reads a whole file ("-" is stdin). Throws with the path on failure, and for a directory.
 std::string read_text_file(const std::string& path);
 
 // "46.70B", "12.9M", "512"

@@ -12,48 +12,62 @@ void SamplingFlags::add(CLI::App* cmd, float default_temperature) {
   s.temperature = default_temperature;
   cmd->add_option("-n,--n-predict", params.n_predict,
                   "tokens to generate (-1: until context is full)")
+      ->check(is_number())
       ->check(CLI::Range(-1, 1 << 24))
       ->capture_default_str();
   cmd->add_option("--temp", s.temperature, "temperature (0: greedy)")
+      ->check(is_number())
       ->check(CLI::Range(0.0f, 100.0f))
       ->capture_default_str();
   cmd->add_option("--top-k", s.top_k, "keep the k most likely tokens (0: off)")
+      ->check(is_number())
       ->check(CLI::Range(0, 1 << 24))
       ->capture_default_str();
   cmd->add_option("--top-p", s.top_p, "nucleus sampling threshold (1: off)")
+      ->check(is_number())
       ->check(CLI::Range(0.0f, 1.0f))
       ->capture_default_str();
   cmd->add_option("--min-p", s.min_p, "drop tokens below min-p times the best probability (0: off)")
+      ->check(is_number())
       ->check(CLI::Range(0.0f, 1.0f))
       ->capture_default_str();
   cmd->add_option("--repeat-penalty", s.repeat_penalty, "penalty for repeated tokens (1: off)")
+      ->check(is_number())
       ->check(CLI::Range(0.0f, 100.0f))
       ->capture_default_str();
   cmd->add_option("--repeat-last-n", s.repeat_last_n, "tokens the penalties look back (-1: all)")
+      ->check(is_number())
       ->check(CLI::Range(-1, 1 << 24))
       ->capture_default_str();
   cmd->add_option("--frequency-penalty", s.frequency_penalty, "minus count times this")
+      ->check(is_number())
       ->check(CLI::Range(-100.0f, 100.0f))
       ->capture_default_str();
   cmd->add_option("--presence-penalty", s.presence_penalty, "minus this once a token appeared")
+      ->check(is_number())
       ->check(CLI::Range(-100.0f, 100.0f))
       ->capture_default_str();
   cmd->add_option("--seed", s.seed, "random seed: the same seed gives the same text")
       ->capture_default_str();
   cmd->add_option("--stop", params.stop, "stop when this text appears (repeatable; not printed)");
   cmd->add_option("--logprobs", params.logprobs, "print the top K log-probabilities per token")
+      ->check(is_number())
       ->check(CLI::Range(0, 100));
   cmd->add_flag("!--ignore-eos", params.stop_at_eos, "keep generating after end-of-sequence");
 }
 
 void ContextFlags::add(CLI::App* cmd) {
   options.n_threads = 0;
-  cmd->add_option("-t,--threads", options.n_threads, "threads (default: physical cores)")
+  cmd->add_option("-t,--threads", options.n_threads,
+                  "threads (0, the default: one per physical core)")
+      ->check(is_number())
       ->check(CLI::Range(0, 1024));
   cmd->add_option("-c,--ctx-size", options.n_ctx, "context size in tokens")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
       ->capture_default_str();
   cmd->add_option("-b,--batch-size", options.max_batch, "tokens per pre-fill pass")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16))
       ->capture_default_str();
   add_kv_flags(cmd, options);
@@ -70,6 +84,7 @@ void add_kv_flags(CLI::App* cmd, ContextOptions& options) {
   cmd->add_option("--kv-tokens", options.kv_tokens,
                   "positions the KV cache holds for all sequences together (default: each "
                   "sequence its whole context)")
+      ->check(is_number())
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
 }
 

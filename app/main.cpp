@@ -1,9 +1,11 @@
 // smoe: the command-line program. It only parses arguments and dispatches to a subcommand; every
-// error reaches the user as one line on stderr and a non-zero exit code.
+// error reaches the user as one line on stderr, "smoe: error: ...", with exit code 2 for a
+// mistake in how smoe was called (parse errors, UsageError) and 1 for everything else.
 #include <cstdio>
 #include <exception>
 
 #include "commands.h"
+#include "common.h"
 #include "log.h"
 
 int main(int argc, char** argv) {
@@ -26,8 +28,14 @@ int main(int argc, char** argv) {
   smoe::app::add_serve_command(app, run);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {  // one line, as every other error
+    smoe::app::log_line(std::string("smoe: error: ") + e.what() + " (--help lists the options)",
+                        true);
+    return 2;
   }
   if (!run) {
     std::fputs(app.help().c_str(), stdout);
@@ -35,6 +43,9 @@ int main(int argc, char** argv) {
   }
   try {
     return run();
+  } catch (const smoe::app::UsageError& e) {
+    smoe::app::log_line(std::string("smoe: error: ") + e.what(), true);
+    return 2;
   } catch (const std::exception& e) {
     smoe::app::log_line(std::string("smoe: error: ") + e.what(), true);
     return 1;

@@ -26,6 +26,9 @@ struct TensorReport {
   std::string dtype;
   double relative_rmse = 0;  // of the written values against the source
   uint64_t bytes = 0;
+  // The type asked for when this tensor could not take it (rows too short for its blocks, so
+  // `dtype` is Q8_0 or F16 instead); empty when it got what was asked.
+  std::string wanted;
 };
 
 struct ConvertSummary {

@@ -32,14 +32,19 @@ struct TypePolicy {
   bool more_bits(int64_t l) const {
     return l < n_layers / 8 || l >= 7 * n_layers / 8 || (l - n_layers / 8) % 3 == 2;
   }
-  DType choose(Kind k, int64_t layer, const Matrix& m) const {
-    if (k == Kind::Router) return DType::F32;
-    if (keep) return m.dtype;
+  struct Choice {
+    DType type;    // what is written
+    DType wanted;  // what the policy asked for
+  };
+  Choice choose(Kind k, int64_t layer, const Matrix& m) const {
+    if (k == Kind::Router) return {DType::F32, DType::F32};
+    if (keep) return {m.dtype, m.dtype};
     DType t = base;
     if (mix && ((k == Kind::AttnV || k == Kind::FfnDown) ? more_bits(layer) : k == Kind::Output))
       t = DType::Q6_K;
-    if (m.cols % dtype_info(t).block_size == 0) return t;
-    return m.cols % 32 == 0 ? DType::Q8_0 : DType::F16;  // rows too short for k-quant blocks
+    if (m.cols % dtype_info(t).block_size == 0) return {t, t};
+    // Rows too short for k-quant blocks: reported, never silent (TensorReport::wanted).
+    return {m.cols % 32 == 0 ? DType::Q8_0 : DType::F16, t};
   }
 };
 
@@ -54,7 +59,7 @@ struct Exporter {
   void add(const std::string& name, const std::vector<const Matrix*>& ms, Kind kind,
            int64_t layer = 0) {
     const Matrix& m0 = *ms[0];
-    const DType out = policy.choose(kind, layer, m0);
+    const auto [out, wanted] = policy.choose(kind, layer, m0);
     std::vector<float> row(static_cast<size_t>(m0.cols)), back(row.size());
     const size_t out_row = *dtype_bytes(out, m0.cols);
     std::vector<uint8_t> buf(out_row * m0.rows * ms.size());
@@ -77,14 +82,15 @@ struct Exporter {
     std::vector<int64_t> shape{m0.rows, m0.cols};
     if (ms.size() > 1) shape.insert(shape.begin(), static_cast<int64_t>(ms.size()));
     w.add_tensor(name, out, shape, buf.data(), buf.size());
-    summary.tensors.push_back(
-        {name, std::string(dtype_name(out)), norm > 0 ? std::sqrt(err / norm) : 0.0, buf.size()});
+    summary.tensors.push_back({name, std::string(dtype_name(out)),
+                               norm > 0 ? std::sqrt(err / norm) : 0.0, buf.size(),
+                               wanted == out ? "" : std::string(dtype_name(wanted))});
     done(buf.size());
   }
 
   void add_vector(const std::string& name, const float* v, int64_t n) {
     w.add_tensor(name, DType::F32, {n}, v, static_cast<size_t>(n) * 4);
-    summary.tensors.push_back({name, "F32", 0.0, static_cast<uint64_t>(n) * 4});
+    summary.tensors.push_back({name, "F32", 0.0, static_cast<uint64_t>(n) * 4, ""});
     done(static_cast<uint64_t>(n) * 4);
   }
 

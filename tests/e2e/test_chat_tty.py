@@ -22,20 +22,26 @@ proc = subprocess.Popen([SMOE, "chat", "-m", model, "--raw", "--temp", "0", "-n"
                          "-t", "1"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
 os.close(slave)
 buf = b""
+seen = 0  # where the next read_until starts looking: after everything it has found so far
 
 
 def read_until(needle, timeout=60):
-    global buf
+    """Waits for `needle` in output that comes after the last thing found: text already on the
+    screen (an earlier prompt, a digit in a statistics line) never counts for a new event."""
+    global buf, seen
     end = time.time() + timeout
-    while needle.encode() not in buf and time.time() < end:
+    while needle.encode() not in buf[seen:] and time.time() < end:
         r, _, _ = select.select([master], [], [], 0.2)
         if r:
             try:
                 buf += os.read(master, 4096)
             except OSError:
                 break
-    found = needle.encode() in buf
-    return found
+    at = buf.find(needle.encode(), seen)
+    if at < 0:
+        return False
+    seen = at + len(needle)
+    return True
 
 
 def send(text):
@@ -66,15 +72,16 @@ proc = subprocess.Popen([SMOE, "chat", "-m", model, "--raw", "--temp", "0", "--i
                          "-c", "4096", "-t", "1"], stdin=slave, stdout=slave, stderr=slave,
                         start_new_session=True)
 os.close(slave)
-buf = b""
+buf, seen = b"", 0
 c.check(read_until("> "), "no prompt")
 send("sort 9 8 7=\n")
 c.check(read_until("7 8 9"), f"no streamed answer: {buf!r}")
 os.killpg(proc.pid, signal.SIGINT)
 c.check(read_until("[answer stopped]", 30), f"Ctrl-C did not stop the answer: {buf[-300:]!r}")
 c.check(proc.poll() is None, "Ctrl-C ended the whole chat")
-send("1+1=\n")
-c.check(read_until("2", 30), "no answer after Ctrl-C")
+c.check(read_until("> ", 30), f"no prompt after the stopped answer: {buf[-300:]!r}")
+send("417+86=\n")
+c.check(read_until("417+86=", 30) and read_until("503", 30), f"no answer after Ctrl-C: {buf[-300:]!r}")
 send("\x04")  # Ctrl-D
 try:
     proc.wait(timeout=30)

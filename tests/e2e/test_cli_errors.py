@@ -10,13 +10,19 @@ from smoe_test import SOURCE, Checks, smoe
 c = Checks()
 
 
-def expect_error(args, *needles, stdin=None):
+def expect_error(args, *needles, stdin=None, code=1):
+    """`code` 2: a mistake in how smoe was called; 1: anything else. A crash (death by a signal,
+    a negative code) fails, as does more than the one error line or a missing prefix."""
     r = smoe(*args, stdin=stdin, check=False)
     err = r.stderr.strip()
-    c.check(r.returncode != 0, f"{args}: exit code {r.returncode}, expected non-zero")
+    c.check(r.returncode == code, f"{args}: exit code {r.returncode}, expected {code}: {err!r}")
+    lines = err.splitlines()
+    errors = [l for l in lines if l.startswith("smoe: error: ")]
+    c.check(len(errors) == 1 and lines[-1] == errors[0] and not any(
+        "error" in l.lower() for l in lines if l not in errors),
+            f"{args}: not one 'smoe: error:' line at the end: {err!r}")
     for n in needles:
         c.check(n in err, f"{args}: stderr {err!r} lacks {n!r}")
-    c.check("Segmentation" not in err and "terminate called" not in err, f"{args}: crashed: {err!r}")
 
 
 with tempfile.TemporaryDirectory() as d:
@@ -37,16 +43,29 @@ with tempfile.TemporaryDirectory() as d:
     with open(cfg, "w") as f:
         f.write("{not json")
     expect_error(["info", cfg], "invalid JSON")
-    expect_error(["run", "-m", cfg, "-p", "x", "--temp", "-1"], "--temp")
-    expect_error(["run", "-m", cfg, "-p", "x", "--top-p", "2"], "--top-p")
-    expect_error(["run", "-m", cfg, "-p", "x", "-t", "abc"], "-t")
+    expect_error(["run", "-m", cfg, "-p", "x", "--temp", "-1"], "--temp", code=2)
+    expect_error(["run", "-m", cfg, "-p", "x", "--top-p", "2"], "--top-p", code=2)
+    expect_error(["run", "-m", cfg, "-p", "x", "-t", "abc"], "-t", "number", code=2)
+    expect_error(["run", "-m", cfg, "-p", "x", "--temp", "abc"], "--temp", "number", code=2)
     expect_error(["logits", "-m", cfg, "--ids", "1 x 3", "--out", os.path.join(d, "o.npy")],
-                 "not a token id")
-    expect_error(["frobnicate"], "frobnicate")
+                 "not a token id", code=2)
+    expect_error(["frobnicate"], "frobnicate", code=2)
+
+    # Where the prompt comes from: never silently the default one.
+    empty = os.path.join(d, "empty.txt")
+    open(empty, "w").close()
+    expect_error(["run", "-p", ""], "prompt is empty", code=2)
+    expect_error(["run", "-f", empty], "empty.txt", "is empty", code=2)
+    expect_error(["run", "-f", d], "is a directory", code=2)
+    expect_error(["run", "-f", "-"], "no prompt on standard input", stdin="", code=2)
+    expect_error(["bench", "-p", "-3"], "-p", code=2)
+    expect_error(["bench"], "needs -m", code=2)
 
     # A prompt longer than the context.
     demo = os.path.join(SOURCE, "models", "demo.gguf")
     if os.path.exists(demo):
+        expect_error(["routing", "-m", demo, "-f", empty], "is empty", code=2)
+        expect_error(["run", "-m", demo], "no prompt", stdin="", code=2)
         expect_error(["run", "-m", demo, "-p", "1+1=" * 10, "-c", "8"], "the prompt has", "context holds 8",
                      "--ctx-size")
         expect_error(["logits", "-m", demo, "--ids", "1 99999", "--out", os.path.join(d, "o.npy")],

@@ -1,6 +1,9 @@
 """The built-in demo model (a trained Mixtral-style MoE: real routing, not random) answers its
 held-out problems through the C++ engine as accurately as it did in PyTorch: within 1 point in
-f32 and under Q8_0, within 3 points under 4-bit quantization."""
+f32 and under Q8_0, within 3 points under Q4_0. The demo's rows (64 and 128 values) cannot hold
+Q4_K_M's 256-value k-quant blocks: `quantize` must say so, and what it writes instead (Q8_0) must
+still answer right; the 4-bit k-quant kernels are checked against the reference in tests/kernels,
+not on these learned weights."""
 import json
 import os
 import sys
@@ -41,7 +44,10 @@ c.check(abs(f32 - torch_acc) <= 1.0, f"f32 accuracy {f32:.1f}% is not within 1 p
 with tempfile.TemporaryDirectory() as d:
     for qt, tol in (("Q8_0", 1.0), ("Q4_0", 3.0), ("Q4_K_M", 3.0)):
         q = os.path.join(d, f"demo-{qt}.gguf")
-        smoe("quantize", model, q, "--type", qt, "-q")
+        r = smoe("quantize", model, q, "--type", qt, "-q")
+        if qt == "Q4_K_M":
+            c.check("Q4_K → Q8_0" in r.stderr and "notice" in r.stderr,
+                    f"quantize did not say that the rows fell back to Q8_0: {r.stderr!r}")
         acc = accuracy(q)
         print(f"smoe {qt}: {acc:.1f}%")
         c.check(abs(acc - torch_acc) <= tol, f"{qt} accuracy {acc:.1f}% is not within {tol} of {torch_acc:.1f}%")

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <random>
 
+#include "../support/param_print.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/strip.h"
 #include "quant/dequantize.h"
@@ -87,6 +88,9 @@ struct SimdGemv {
   BackendIsa isa;
   const cpu::GemvKernels& (*kernels)();
 };
+void PrintTo(const SimdGemv& s, std::ostream* os) {
+  *os << s.name;
+}
 
 class GemvSimd : public ::testing::TestWithParam<SimdGemv> {};
 

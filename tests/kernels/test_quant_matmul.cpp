@@ -7,6 +7,7 @@
 #include <cmath>
 #include <random>
 
+#include "../support/param_print.h"
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <random>
 
+#include "../support/param_print.h"
 #include "kernels/cpu/strip.h"
 #include "quant/dequantize.h"
 #include "quant/dispatch.h"
@@ -28,6 +29,9 @@ struct SimdStrip {
   quant::Isa isa;
   const cpu::StripKernels& (*kernels)();
 };
+void PrintTo(const SimdStrip& s, std::ostream* os) {
+  *os << s.name;
+}
 
 class StripSimd : public ::testing::TestWithParam<SimdStrip> {
  protected:
