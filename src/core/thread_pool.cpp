@@ -77,8 +77,14 @@ void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
 }
 
 void ThreadPool::parallel_for(int64_t n, FunctionRef<void(int, int64_t, int64_t)> fn) {
+  parallel_for(n, 1, fn);
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain,
+                              FunctionRef<void(int, int64_t, int64_t)> fn) {
   if (n <= 0) return;
-  const int nt = static_cast<int>(n < n_threads_ ? n : n_threads_);
+  const int64_t parts = std::max<int64_t>(1, n / std::max<int64_t>(1, grain));
+  const int nt = static_cast<int>(parts < n_threads_ ? parts : n_threads_);
   if (nt == 1) {
     fn(0, 0, n);
     return;

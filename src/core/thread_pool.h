@@ -20,6 +20,12 @@
 
 namespace smoe {
 
+// Work (multiply-adds, or element operations) below which a job is not worth sharing: handing a
+// part to another thread costs microseconds, and on a busy machine a part given to a thread with
+// no core holds up the others until it is scheduled (a tiny model ran 2-4x slower on 2 threads
+// than on 1 beside one busy process).
+inline constexpr int64_t kMinSharedWork = int64_t{1} << 18;
+
 class ThreadPool {
  public:
   explicit ThreadPool(int n_threads);
@@ -33,6 +39,9 @@ class ThreadPool {
   // part < size(), and no two threads run the same part at once, so per-thread scratch may be
   // indexed by it. Not re-entrant: call from one thread at a time.
   void parallel_for(int64_t n, FunctionRef<void(int, int64_t, int64_t)> fn);
+  // The same with no more parts than leave each at least `grain` items: a job too small to share
+  // runs on the calling thread alone, as part 0.
+  void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int, int64_t, int64_t)> fn);
   // fn(thread_index, begin, end) over [0, n) cut into about size()·per_thread contiguous chunks
   // that the threads claim in order as they finish the previous ones, so that a thread slowed
   // down (by memory, by another process) takes fewer. A thread may get several chunks.

@@ -72,8 +72,12 @@ void attend_all(const ModelConfig& c, int layer, const BatchEntry* batch, Output
   std::vector<const Row*>& buffer = row_buffer(ws, static_cast<const Row*>(nullptr));
   const int64_t n_ctx = cache.n_ctx(), group = c.n_heads / c.n_kv_heads, m = out.m;
   // In pre-fill an entry's cost grows with its position, so consecutive task numbers alternate
-  // between the first and last output entries: each thread's range gets an even share.
-  ctx.pool.parallel_for(m * c.n_kv_heads, [&](int t, int64_t b, int64_t e) {
+  // between the first and last output entries: each thread's range gets an even share. A batch
+  // of short contexts (a tiny model's) is not worth sharing.
+  int64_t span = 1;  // the most positions an entry attends to
+  for (int64_t j = 0; j < m; ++j) span = std::max(span, batch[out.entry(j)].pos + 1);
+  const int64_t grain = kMinSharedWork / (2 * span * group * c.head_dim);
+  ctx.pool.parallel_for(m * c.n_kv_heads, grain, [&](int t, int64_t b, int64_t e) {
     float* scores = ws.scores.data() + t * group * n_ctx;
     const Row** rows = buffer.data() + t * 2 * n_ctx;
     for (int64_t ih = b; ih < e; ++ih) {
@@ -103,7 +107,7 @@ void project_qkv(const ModelConfig& c, const LayerWeights& w, const BatchEntry* 
         std::copy_n(ws.xn.data() + out.rows[j] * dim, dim, ws.xn.data() + j * dim);
     if (out.m > 0) ctx.backend.matmul(w.wq, ws.xn.data(), out.m, ws.q.data(), ctx.pool);
   }
-  ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+  ctx.pool.parallel_for(n, kMinSharedWork / c.dim, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {  // key i; query row i (m ≤ n) of entry out.entry(i)
       ops::rope(ws.k.data() + i * c.kv_dim(), c.n_kv_heads, c.head_dim, batch[i].pos,
                 ws.inv_freq.data());
@@ -129,7 +133,7 @@ void store_kv(const ModelConfig& c, int layer, const BatchEntry* batch, int64_t 
     else
       std::memcpy(dst, x, sizeof(float) * hd);
   };
-  ctx.pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+  ctx.pool.parallel_for(n, kMinSharedWork / c.dim, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       for (int64_t h = 0; h < c.n_kv_heads; ++h) {
         const BatchEntry& be = batch[i];

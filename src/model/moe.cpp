@@ -17,7 +17,7 @@ void run_expert(const ExpertWeights& e, int64_t m, Workspace& ws, const ForwardC
   float* h13[] = {ws.h1.data(), ws.h3.data()};                       // (m, hidden) each
   ctx.backend.matmul_multi(w13, h13, 2, ws.xe.data(), m, ctx.pool);  // gate and up at once
   const VecOps vec = ctx.backend.vec_ops();
-  ctx.pool.parallel_for(m, [&](int, int64_t b, int64_t e) {
+  ctx.pool.parallel_for(m, kMinSharedWork / hidden, [&](int, int64_t b, int64_t e) {
     vec.silu_mul(ws.h1.data() + b * hidden, ws.h3.data() + b * hidden, (e - b) * hidden);
   });
   ctx.backend.matmul(e.down, ws.h1.data(), m, ws.ye.data(), ctx.pool);  // (m, dim)
@@ -70,12 +70,14 @@ void ffn_block(const ModelConfig& c, const LayerWeights& w, int layer, int64_t n
     }
     if (m == 0) continue;
     run_expert(w.experts[e], m, ws, ctx);
-    ctx.pool.parallel_for(m, [&](int, int64_t b, int64_t end) {  // rows are distinct tokens
-      for (int64_t r = b; r < end; ++r) {
-        const int64_t ij = ws.expert_rows[r];
-        ops::axpy(ws.proj.data() + (ij / k) * dim, ws.chosen_w[ij], ws.ye.data() + r * dim, dim);
-      }
-    });
+    ctx.pool.parallel_for(m, kMinSharedWork / dim,
+                          [&](int, int64_t b, int64_t end) {  // distinct tokens
+                            for (int64_t r = b; r < end; ++r) {
+                              const int64_t ij = ws.expert_rows[r];
+                              ops::axpy(ws.proj.data() + (ij / k) * dim, ws.chosen_w[ij],
+                                        ws.ye.data() + r * dim, dim);
+                            }
+                          });
   }
 }
 

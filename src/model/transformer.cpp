@@ -80,13 +80,13 @@ void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, fl
 
   // Row-wise steps over the first `rows` rows, split over the threads: xn = RMSNorm(x); x += proj.
   const auto norm = [&](const float* w, int64_t rows) {
-    ctx.pool.parallel_for(rows, [&](int, int64_t b, int64_t e) {
+    ctx.pool.parallel_for(rows, kMinSharedWork / dim, [&](int, int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         ops::rmsnorm(ws_.xn.data() + i * dim, ws_.x.data() + i * dim, w, dim, cfg_.norm_eps);
     });
   };
   const auto residual = [&](int64_t rows) {
-    ctx.pool.parallel_for(rows, [&](int, int64_t b, int64_t e) {
+    ctx.pool.parallel_for(rows, kMinSharedWork / dim, [&](int, int64_t b, int64_t e) {
       ops::axpy(ws_.x.data() + b * dim, 1.0f, ws_.proj.data() + b * dim, (e - b) * dim);
     });
   };

@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <numeric>
+#include <thread>
 
 #include "core/thread_pool.h"
 
@@ -42,6 +43,37 @@ TEST(ThreadPool, DynamicChunksCoverEveryIndexExactlyOnce) {
                                              : 50 * std::min<int64_t>(n, threads * per_thread));
       }
     }
+}
+
+// With a grain, a job has no more parts than leave each at least `grain` items; one too small to
+// share runs on the calling thread alone, as part 0 with the whole range.
+TEST(ThreadPool, GrainLimitsTheParts) {
+  ThreadPool pool(4);
+  const auto parts_of = [&](int64_t n, int64_t grain) {
+    std::atomic<int> parts{0};
+    std::atomic<int64_t> covered{0};
+    pool.parallel_for(n, grain, [&](int t, int64_t b, int64_t e) {
+      EXPECT_LT(t, 4);
+      ++parts;
+      covered += e - b;
+    });
+    EXPECT_EQ(covered.load(), n);
+    return parts.load();
+  };
+  EXPECT_EQ(parts_of(100, 1000), 1);
+  EXPECT_EQ(parts_of(100, 100), 1);
+  EXPECT_EQ(parts_of(100, 50), 2);
+  EXPECT_EQ(parts_of(100, 30), 3);
+  EXPECT_EQ(parts_of(100, 1), 4);
+  EXPECT_EQ(parts_of(100, 0), 4);  // no grain: every thread
+  EXPECT_EQ(parts_of(0, 10), 0);
+  const auto caller = std::this_thread::get_id();
+  pool.parallel_for(10, 100, [&](int t, int64_t b, int64_t e) {
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    EXPECT_EQ(t, 0);
+    EXPECT_EQ(b, 0);
+    EXPECT_EQ(e, 10);
+  });
 }
 
 TEST(ThreadPool, UsesExactlyTheRequestedThreads) {

@@ -115,6 +115,9 @@ void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int cou
                               int64_t n, ThreadPool& pool) {
   if (count > kMaxMulti)
     fail("cpu backend: matmul_multi of {} matrices (at most {})", count, kMaxMulti);
+  int64_t work = 0;
+  for (int i = 0; i < count; ++i) work += ws[i]->rows * ws[i]->cols * n;
+  if (work < kMinSharedWork && &pool != &solo_) return matmul_multi(ws, ys, count, x, n, solo_);
   const Matrix* gw[kMaxMulti];
   const Matrix* rw[kMaxMulti];
   float* gy[kMaxMulti];

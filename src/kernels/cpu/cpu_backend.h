@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/gemv.h"
@@ -83,6 +84,7 @@ class CpuBackend : public Backend {
   std::vector<float> tile_d_, tile_sum_;
   std::vector<std::byte> qact_;              // vec-dot activations, max_rows rows
   std::vector<std::vector<float>> scratch_;  // one f32 row per thread
+  ThreadPool solo_{1};                       // runs matmuls too small to share (kMinSharedWork)
 };
 
 }  // namespace smoe
