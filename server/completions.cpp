@@ -105,12 +105,6 @@ void Server::run(std::shared_ptr<Call> c, httplib::Response& res) {
                                  n_ctx, c->chat ? "conversation" : "prompt", p.size()),
                      c->chat ? "messages" : "prompt", {}, "context_length_exceeded");
   c->results.resize(c->prompts.size() * static_cast<size_t>(c->opt.n));
-  const auto cancel_all = [this, c] {
-    for (uint64_t id : c->requests) {
-      sched_->cancel(id);
-      track(id, false);
-    }
-  };
   for (size_t i = 0; i < c->prompts.size(); ++i) {
     Request r{c->prompts[i], c->opt.gen, c->opt.want_logprobs, c->opt.n};
     const int offset = static_cast<int>(i) * c->opt.n;
@@ -134,11 +128,11 @@ void Server::run(std::shared_ptr<Call> c, httplib::Response& res) {
     try {
       id = sched_->submit(std::move(r), cb);
     } catch (const std::runtime_error& e) {  // the engine refuses what can never run
-      cancel_all();
+      end_requests(*c);                      // not ended: all cancelled
       throw ApiError(400, e.what(), c->chat ? "messages" : "prompt");
     }
     if (id == 0) {
-      cancel_all();
+      end_requests(*c);  // not ended: all cancelled
       res.set_header("Retry-After", "2");
       throw ApiError(429, "the server is busy: its queue is full; retry in a moment", {},
                      "rate_limit_error", "rate_limit_exceeded");
@@ -150,6 +144,13 @@ void Server::run(std::shared_ptr<Call> c, httplib::Response& res) {
     stream(c, res);
   else
     finish_whole(c, res);
+}
+
+void Server::end_requests(const Call& c) {
+  for (uint64_t id : c.requests) {
+    if (!c.ended) sched_->cancel(id);
+    track(id, false);
+  }
 }
 
 // The answer as one JSON body, once every choice has finished.
@@ -176,7 +177,8 @@ void Server::finish_whole(const std::shared_ptr<Call>& c, httplib::Response& res
     for (const Piece& p : c->ch->take(std::chrono::milliseconds(100))) gather(*c, p);
   res.status = 200;
   if (c->finished == c->choices()) {
-    for (uint64_t id : c->requests) track(id, false);
+    c->ended = true;
+    end_requests(*c);
     res.set_content(whole_body(*c), "application/json");
     return;
   }
@@ -194,12 +196,7 @@ void Server::finish_whole(const std::shared_ptr<Call>& c, httplib::Response& res
     sink.done();
     return true;
   };
-  const auto release = [this, c](bool) {
-    for (uint64_t id : c->requests) {
-      if (!c->ended) sched_->cancel(id);
-      track(id, false);
-    }
-  };
+  const auto release = [this, c](bool) { end_requests(*c); };
   res.set_chunked_content_provider("application/json", provider, release);
 }
 
@@ -269,12 +266,7 @@ void Server::stream(std::shared_ptr<Call> c, httplib::Response& res) {
   };
   // Whatever ended the stream (the client left, a write failed, the server stops), the requests
   // end with it: their sequences leave at the next step.
-  const auto release = [this, c](bool) {
-    for (uint64_t id : c->requests) {
-      if (!c->ended) sched_->cancel(id);
-      track(id, false);
-    }
-  };
+  const auto release = [this, c](bool) { end_requests(*c); };
   res.set_chunked_content_provider("text/event-stream", provider, release);
 }
 

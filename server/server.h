@@ -69,6 +69,9 @@ class Server {
   std::string whole_body(Call& call);
   void stream(std::shared_ptr<Call> call, httplib::Response& res);
   void track(uint64_t id, bool add);
+  // The call's requests are no longer in flight; those it did not finish are cancelled (their
+  // sequences leave at the next step).
+  void end_requests(const Call& call);
   void loop();
   static bool shut_listener(int port);
 

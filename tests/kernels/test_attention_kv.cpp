@@ -27,20 +27,16 @@ namespace {
 using quant::BlockQ8_0;
 using quant::kQK;
 
-const char* isa_label(BackendIsa isa) {
-  return isa == BackendIsa::Scalar ? "Scalar" : isa == BackendIsa::Avx2 ? "Avx2" : "Avx512";
-}
-
 // The vector operations of a backend of that instruction set; the test skips, saying why, where
 // this CPU does not run it.
 class KvKernels : public ::testing::TestWithParam<BackendIsa> {
  protected:
   void SetUp() override {
     if (!backend_isa_supported(GetParam()))
-      GTEST_SKIP() << "this CPU does not run " << isa_label(GetParam())
+      GTEST_SKIP() << "this CPU does not run " << backend_isa_label(GetParam())
                    << " (AVX-512 needs F, BW and VL; AVX2 needs FMA and F16C): its kernels are "
                       "compiled but not tested here";
-    backend_ = make_backend({.reference = GetParam() == BackendIsa::Scalar, .isa = GetParam()});
+    backend_ = make_backend({.isa = GetParam()});
     ops_ = backend_->vec_ops();
   }
   std::unique_ptr<Backend> backend_;
@@ -179,7 +175,7 @@ TEST_P(KvKernels, F16AttentionMatchesReference) {
         const Shape s{g, n, hd};
         const auto rows = f16_rows(make_values(n * hd, rng), n, hd, rng);
         check_shape(s, rows.pointers(), ops_.scores_group_f16, ops_.wsum_group_f16,
-                    ops::scores_group_f16, ops::wsum_group_f16, rng, isa_label(GetParam()));
+                    ops::scores_group_f16, ops::wsum_group_f16, rng, backend_isa_label(GetParam()));
         if (HasFatalFailure()) return;
       }
 }
@@ -193,7 +189,8 @@ TEST_P(KvKernels, Q8_0AttentionMatchesReference) {
         const Shape s{g, n, hd};
         const auto rows = q8_rows(make_values(n * hd, rng), n, hd, rng);
         check_shape(s, rows.pointers(), ops_.scores_group_q8_0, ops_.wsum_group_q8_0,
-                    ops::scores_group_q8_0, ops::wsum_group_q8_0, rng, isa_label(GetParam()));
+                    ops::scores_group_q8_0, ops::wsum_group_q8_0, rng,
+                    backend_isa_label(GetParam()));
         if (HasFatalFailure()) return;
       }
 }
@@ -237,7 +234,7 @@ TEST_P(KvKernels, ToF16IsBitExact) {
     std::fill(got.begin(), got.end(), 0xabcd);
     ops_.to_f16(x.data() + start, got.data() + start, n - start);
     for (int64_t i = start; i < n; ++i)
-      ASSERT_EQ(got[i], want[i]) << isa_label(GetParam()) << " x " << x[i] << " (bits 0x"
+      ASSERT_EQ(got[i], want[i]) << backend_isa_label(GetParam()) << " x " << x[i] << " (bits 0x"
                                  << std::hex << bits_of(x[i]) << ")";
     ASSERT_EQ(got[n], 0xabcd) << "wrote past the row";
   }
@@ -286,8 +283,8 @@ TEST_P(KvKernels, ToQ8_0IsBitExact) {
   ops_.to_q8_0(x.data(), got.data(), nb * kQK);
   for (int64_t b = 0; b < nb; ++b)
     ASSERT_EQ(std::memcmp(&got[b], &want[b], sizeof(BlockQ8_0)), 0)
-        << isa_label(GetParam()) << " block " << b << ": d 0x" << std::hex << got[b].d << " want 0x"
-        << want[b].d << std::dec << ", first value " << x[b * kQK];
+        << backend_isa_label(GetParam()) << " block " << b << ": d 0x" << std::hex << got[b].d
+        << " want 0x" << want[b].d << std::dec << ", first value " << x[b * kQK];
   const auto* tail = reinterpret_cast<const unsigned char*>(&got[nb]);
   for (size_t i = 0; i < sizeof(BlockQ8_0); ++i) ASSERT_EQ(tail[i], 0x5a) << "wrote past the row";
   // The rounding is the reference's: half away from zero (lround), with d = 1 here.
@@ -298,7 +295,9 @@ TEST_P(KvKernels, ToQ8_0IsBitExact) {
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, KvKernels,
                          ::testing::Values(BackendIsa::Avx2, BackendIsa::Avx512),
-                         [](const auto& info) { return std::string(isa_label(info.param)); });
+                         [](const auto& info) {
+                           return std::string(backend_isa_label(info.param));
+                         });
 
 // The f16 reference is the f32 reference on the rows rounded to f16 and read back, to the bit:
 // the same products summed in the same order.

@@ -49,7 +49,7 @@ class FloatMatmul : public ::testing::TestWithParam<std::tuple<BackendIsa, DType
 
 TEST_P(FloatMatmul, MatchesReferenceOnOddShapes) {
   const auto [isa, dtype] = GetParam();
-  if (!supported(isa)) GTEST_SKIP() << "this CPU does not run " << static_cast<int>(isa);
+  if (!supported(isa)) GTEST_SKIP() << "this CPU does not run " << backend_isa_label(isa);
   std::mt19937 rng(42);
   ThreadPool pool(2);
   for (const Case c : {Case{1, 1, 1}, Case{7, 13, 3}, Case{33, 64, 1}, Case{5, 127, 9},

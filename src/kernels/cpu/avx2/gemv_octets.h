@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/avx2/k4_scales.h"
+
 namespace smoe::cpu {
 namespace {
 
@@ -111,21 +113,8 @@ struct Q4_KOctets {
     rs.dwords(at, h);
     const __m256 d = _mm256_cvtph_ps(lo_words(h[0]));
     const __m256 dmin = _mm256_cvtph_ps(lo_words(_mm256_srli_epi32(h[0], 16)));
-    const __m256i m6 = _mm256_set1_epi32(63), m4 = _mm256_set1_epi32(0xF),
-                  m2 = _mm256_set1_epi32(0x30);
-    const __m256i a = h[1], b = h[2], c = h[3];
     for (int j = 0; j < 8; ++j) {
-      __m256i sc, mn;
-      if (j < 4) {
-        sc = _mm256_and_si256(_mm256_srli_epi32(a, 8 * j), m6);
-        mn = _mm256_and_si256(_mm256_srli_epi32(b, 8 * j), m6);
-      } else {
-        const int sh = 8 * (j - 4);
-        sc = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, sh), m4),
-                             _mm256_and_si256(_mm256_srli_epi32(a, sh + 2), m2));
-        mn = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, sh + 4), m4),
-                             _mm256_and_si256(_mm256_srli_epi32(b, sh + 2), m2));
-      }
+      const auto [sc, mn] = k4_scale_min8(h[1], h[2], h[3], j);
       o[j].s0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
       o[j].s1 = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mn));
     }

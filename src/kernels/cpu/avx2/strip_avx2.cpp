@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "kernels/cpu/avx2/half_lanes.h"
+#include "kernels/cpu/avx2/k4_scales.h"
 #include "kernels/cpu/strip.h"
 #include "kernels/cpu/strip_decode.h"
 #include "kernels/cpu/strip_tiles.h"
@@ -173,23 +174,11 @@ struct Vec16<DType::Q4_K> {  // d, dmin at 0; 12 scale bytes at 4; qs at 16
     // Header dwords of every row: d | dmin, then the 12 bytes of packed 6-bit scales and mins.
     __m256i hdr[4][2];
     rs.dwords16(0, hdr);
-    const __m256i m6 = _mm256_set1_epi32(63), m4 = _mm256_set1_epi32(0xF),
-                  m2 = _mm256_set1_epi32(0x30);
     for (int k = 0; k < 2; ++k) {
-      const __m256i dd = hdr[0][k], a = hdr[1][k], b = hdr[2][k], c = hdr[3][k];
+      const __m256i dd = hdr[0][k];
       const __m256 d = half_lo(dd), dmin = half_lo(_mm256_srli_epi32(dd, 16));
-      for (int j = 0; j < 8; ++j) {  // as quant::k4_scale_min, for 8 rows at once
-        __m256i sc, mn;
-        if (j < 4) {
-          sc = _mm256_and_si256(_mm256_srli_epi32(a, 8 * j), m6);
-          mn = _mm256_and_si256(_mm256_srli_epi32(b, 8 * j), m6);
-        } else {
-          const int sh = 8 * (j - 4);
-          sc = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, sh), m4),
-                               _mm256_and_si256(_mm256_srli_epi32(a, sh + 2), m2));
-          mn = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, sh + 4), m4),
-                               _mm256_and_si256(_mm256_srli_epi32(b, sh + 2), m2));
-        }
+      for (int j = 0; j < 8; ++j) {
+        const auto [sc, mn] = k4_scale_min8(hdr[1][k], hdr[2][k], hdr[3][k], j);
         const __m256 scale = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
         const __m256 neg_min =
             _mm256_xor_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mn)), _mm256_set1_ps(-0.0f));
