@@ -159,13 +159,15 @@ int run_bench(const BenchFlags& f) {
                      {"stddev_ts", r.sd()},
                      {"samples_ts", r.ts},
                      {"backend", ctx.backend_name()},
-                     {"decode_bytes_per_token", info.decode_bytes_per_token}});
+                     {"decode_bytes_per_token", info.decode_bytes_per_token},
+                     {"repacked_bytes", info.repacked_bytes}});
     std::printf("%s\n", arr.dump(2).c_str());
     return 0;
   }
-  std::printf("model: %s (%s, %s weights)\nthreads: %d, backend: %s, mmap: %s\n", info.path.c_str(),
-              human_count(info.total_params).c_str(), human_bytes(info.weight_bytes).c_str(),
-              ctx.n_threads(), ctx.backend_name(), f.model.no_mmap ? "no" : "yes");
+  std::printf("model: %s (%s, %s weights)\nthreads: %d, backend: %s, mmap: %s, repacked: %s\n",
+              info.path.c_str(), human_count(info.total_params).c_str(),
+              human_bytes(info.weight_bytes).c_str(), ctx.n_threads(), ctx.backend_name(),
+              f.model.no_mmap ? "no" : "yes", human_bytes(info.repacked_bytes).c_str());
   std::printf("weights read per decoded token: %s\n\n",
               human_bytes(info.decode_bytes_per_token).c_str());
   std::printf("| %-10s | %16s |\n|------------|------------------|\n", "test", "t/s");

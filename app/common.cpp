@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,6 +25,9 @@ void ModelFlags::add(CLI::App* cmd, bool model_required) {
                   "overriding the model's own");
   cmd->add_flag("--no-mmap", no_mmap, "read the weights into memory instead of mapping the file");
   cmd->add_flag("--mlock", mlock, "lock the weights in RAM so they are never paged out");
+  cmd->add_flag("--no-repack", no_repack,
+                "with --no-mmap, keep the file's weight layout instead of the one this CPU's "
+                "kernels read fastest");
 }
 
 ModelOptions ModelFlags::options() const {
@@ -32,6 +36,7 @@ ModelOptions ModelFlags::options() const {
   o.tokenizer_path = tokenizer;
   o.use_mmap = !no_mmap;
   o.mlock = mlock;
+  o.repack = !no_repack;
   // Reading weights into memory can take a while: a bar on a terminal, plain lines otherwise
   // (one per GiB and one at the end).
   if (no_mmap) {
@@ -171,6 +176,20 @@ std::string demo_model_path() {
     if (fs::exists(p, ec)) return p.lexically_normal().string();
   throw std::runtime_error("no model given (-m MODEL) and the built-in demo model " +
                            std::string(SMOE_DEMO_MODEL) + " is missing");
+}
+
+std::vector<int32_t> text_file_tokens(const Model& m, const std::string& file) {
+  auto tok = m.tokenizer();
+  if (!tok) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
+  const std::string text = read_text_file(file);
+  if (text.empty()) throw UsageError("'" + file + "' is empty: there is no text to measure");
+  return tok->encode(text, {.add_bos = tok->add_bos_by_default()});
+}
+
+uint64_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // KiB on Linux
 }
 
 }  // namespace smoe::app

@@ -23,6 +23,7 @@ struct ModelFlags {
   std::string model;
   std::string tokenizer;
   bool no_mmap = false;
+  bool no_repack = false;
   bool mlock = false;
   void add(CLI::App* cmd, bool model_required = true);
   ModelOptions options() const;
@@ -41,9 +42,15 @@ std::vector<int32_t> parse_ids(const std::string& text);
 // Reads a whole file ("-" is stdin). Throws with the path on failure, and for a directory.
 std::string read_text_file(const std::string& path);
 
+// The tokens of a text file (BOS first where the model adds it); an empty file is a usage error.
+std::vector<int32_t> text_file_tokens(const Model& m, const std::string& file);
+
 // "46.70B", "12.9M", "512"
 std::string human_count(int64_t n);
 std::string human_bytes(uint64_t n);
+
+// The most memory this process has held resident so far (getrusage's ru_maxrss).
+uint64_t peak_rss_bytes();
 
 // Writes a float32 .npy array of the given shape (C order).
 void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape);

@@ -18,6 +18,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/strip.h"
+#include "kernels/layout.h"
 #include "kernels/ops.h"
 #include "quant/quantize.h"
 
@@ -60,7 +61,8 @@ void BM_Matmul(benchmark::State& state, DType t, BackendIsa isa) {
 // As BM_Matmul, on the shape of a Mixtral expert's w1 (14336 × 4096) read from memory, as in
 // decoding: enough copies to fill 128 MiB (four times a 32 MiB L3) are taken in turn, on 2
 // threads. range(0) tokens. Which path each batch size takes decides these numbers most.
-void BM_MatmulMemory(benchmark::State& state, DType t, BackendIsa isa) {
+void BM_MatmulMemory(benchmark::State& state, DType t, BackendIsa isa,
+                     MatrixLayout layout = MatrixLayout::Rows) {
   if (!backend_isa_supported(isa)) {
     state.SkipWithError("instruction set not supported here");
     return;
@@ -77,6 +79,10 @@ void BM_MatmulMemory(benchmark::State& state, DType t, BackendIsa isa) {
     for (float& v : row) v = nd(rng);
     quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
   }
+  if (layout == MatrixLayout::Rows8) {
+    Matrix m{t, rows, cols, w.data(), rb};
+    interleave_rows8(m, w.data());
+  }
   for (size_t c = 1; c < copies; ++c) std::copy_n(w.data(), bytes, w.data() + c * bytes);
   ThreadPool pool(2);
   auto backend = make_backend({.max_cols = cols,
@@ -86,7 +92,7 @@ void BM_MatmulMemory(benchmark::State& state, DType t, BackendIsa isa) {
                                .isa = isa});
   size_t c = 0;
   for (auto _ : state) {
-    const Matrix m{t, rows, cols, w.data() + bytes * c, rb};
+    const Matrix m{t, rows, cols, w.data() + bytes * c, rb, layout};
     c = (c + 1) % copies;
     backend->matmul(m, x.data(), n, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
@@ -103,6 +109,13 @@ void BM_MatmulMemory(benchmark::State& state, DType t, BackendIsa isa) {
       ->Unit(benchmark::kMillisecond)
 
 SMOE_BENCH_MEMORY(Q4_0, Avx2);
+// Q4_0 interleaved by eight rows at load (kernels/layout.h), as AVX2 machines run it.
+BENCHMARK_CAPTURE(BM_MatmulMemory, Q4_0_Rows8_Avx2, DType::Q4_0, BackendIsa::Avx2,
+                  MatrixLayout::Rows8)
+    ->DenseRange(1, 8)
+    ->Arg(16)
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond);
 SMOE_BENCH_MEMORY(Q8_0, Avx2);
 SMOE_BENCH_MEMORY(Q4_K, Avx2);
 SMOE_BENCH_MEMORY(Q6_K, Avx2);

@@ -22,6 +22,9 @@ struct ModelOptions {
   std::string tokenizer_path;  // optional: overrides the tokenizer found with the model
   bool use_mmap = true;        // false: read weights into ordinary memory
   bool mlock = false;          // lock weights in RAM
+  // With use_mmap false: rearrange the weights once at load into the layout this CPU's kernels
+  // read fastest (Q4_0 interleaved by eight rows on AVX2 without AVX-512), in place.
+  bool repack = true;
   // Called while loading: (bytes done, bytes total). Optional.
   std::function<void(uint64_t, uint64_t)> progress;
 };
@@ -50,6 +53,7 @@ struct ModelInfo {
   // Weight bytes one decoded token reads: attention, router, k of the n experts of every layer
   // (on average), one embedding row, the LM head. Set once the weights are bound.
   uint64_t decode_bytes_per_token = 0;
+  uint64_t repacked_bytes = 0;  // weight bytes rearranged at load for the kernels (ModelOptions)
   std::vector<TensorInfo> tensors;
 };
 

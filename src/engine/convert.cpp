@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "engine/model_impl.h"
 #include "io/gguf_writer.h"
+#include "kernels/layout.h"
 #include "quant/dequantize.h"
 #include "quant/quantize.h"
 #include "tokenizer/gguf_vocab.h"
@@ -68,10 +69,10 @@ struct Exporter {
     for (const Matrix* m : ms)
       for (int64_t r = 0; r < m->rows; ++r, dst += out_row) {
         if (out == m->dtype) {
-          std::memcpy(dst, m->row(r), out_row);
+          standard_row(*m, r, reinterpret_cast<std::byte*>(dst));
           continue;
         }
-        row_to_f32(m->dtype, m->row(r), row.data(), m->cols);
+        matrix_row_to_f32(*m, r, row.data());
         quant::quantize_row(out, row.data(), dst, m->cols);
         quant::dequantize_row(out, dst, back.data(), m->cols);
         for (int64_t i = 0; i < m->cols; ++i) {

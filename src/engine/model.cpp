@@ -90,6 +90,8 @@ std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
   impl->weights = bind_weights(impl->opened.source, impl->opened.config, impl->opened.scheme);
   impl->info = describe(impl->opened);
   impl->info.decode_bytes_per_token = decode_bytes(impl->opened.config, impl->weights);
+  if (!opts.use_mmap && opts.repack)
+    impl->info.repacked_bytes = adopt_layouts(impl->weights, preferred_layout);
   impl->tokenizer = find_tokenizer(impl->opened, opts.tokenizer_path);
   if (impl->tokenizer && impl->tokenizer->n_vocab() > impl->opened.config.vocab_size)
     fail("tokenizer has {} pieces but the model's vocabulary has {}", impl->tokenizer->n_vocab(),

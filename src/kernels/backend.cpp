@@ -1,6 +1,7 @@
 #include "kernels/backend.h"
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/layout.h"
 #include "kernels/ops.h"
 #include "kernels/ref/ref_backend.h"
 
@@ -29,6 +30,11 @@ bool backend_isa_supported(BackendIsa isa) {
     default:
       return static_cast<int>(isa) <= static_cast<int>(cpu::detect_isa());
   }
+}
+
+MatrixLayout preferred_layout(const Matrix& w) {
+  const bool avx2_only = cpu::detect_isa() == cpu::Isa::Avx2;
+  return avx2_only && can_interleave(w) ? MatrixLayout::Rows8 : MatrixLayout::Rows;
 }
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {

@@ -15,6 +15,11 @@ namespace smoe {
 
 class ThreadPool;
 
+// How a matrix's bytes are laid out. Rows: as in model files, each row's blocks one after the
+// other. Rows8 (Q4_0 only; kernels/layout.h): rows interleaved by eight, as the AVX2 kernels read
+// them, in the same bytes (each group of eight rows keeps its 8·row_bytes).
+enum class MatrixLayout : uint8_t { Rows, Rows8 };
+
 // A weight matrix W (rows = out features, cols = in features), row-major, any dtype; rows are
 // `row_bytes` apart. y = W x.
 struct Matrix {
@@ -23,6 +28,8 @@ struct Matrix {
   int64_t cols = 0;
   const std::byte* data = nullptr;
   size_t row_bytes = 0;
+  MatrixLayout layout = MatrixLayout::Rows;
+  // Row r's bytes; with layout Rows8 only the bytes of its group (kernels/layout.h reads a row).
   const std::byte* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
 };
 
@@ -86,6 +93,11 @@ struct BackendOptions {
   bool reference = false;  // force the scalar reference kernels
   BackendIsa isa = BackendIsa::Auto;
 };
+
+// The layout the best backend this CPU supports reads w fastest in: Rows8 for Q4_0 on AVX2
+// without AVX-512 (gemv_avx2.cpp's rows8_tile), else Rows. AVX-512 and AMX read the file's
+// layout at memory speed already.
+MatrixLayout preferred_layout(const Matrix& w);
 
 // The best backend this CPU supports (or the reference when asked).
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/layout.h"
 
 namespace smoe {
 namespace {
@@ -129,6 +130,23 @@ ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelCo
     w.layers.push_back(std::move(lw));
   }
   return w;
+}
+
+uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&)) {
+  uint64_t bytes = 0;
+  const auto adopt = [&](Matrix& m) {
+    if (m.data == w.tok_embeddings.data || choose(m) != MatrixLayout::Rows8) return;
+    // The bytes are the model's own (read into memory, or copied above): writable.
+    interleave_rows8(m, const_cast<std::byte*>(m.data));
+    bytes += m.row_bytes * static_cast<uint64_t>(m.rows);
+  };
+  for (LayerWeights& l : w.layers) {
+    for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo}) adopt(*m);
+    for (ExpertWeights& e : l.experts)
+      for (Matrix* m : {&e.gate, &e.up, &e.down}) adopt(*m);
+  }
+  adopt(w.output);
+  return bytes;
 }
 
 }  // namespace smoe

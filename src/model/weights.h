@@ -48,4 +48,12 @@ struct ModelWeights {
 ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelConfig& cfg,
                           NameScheme scheme);
 
+// Rearranges in place every matrix for which choose() names a layout other than the file's
+// (kernels/layout.h), so that the kernels read it without rearranging it at every call; returns
+// the bytes rearranged. Only for weights read into memory the model owns: mmap'd pages are
+// read-only and the page cache's. The embedding table (read by rows) keeps the file's layout, and
+// so does an output head tied to it. The source's views of those tensors then describe the new
+// layout: read the weights through these matrices.
+uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&));
+
 }  // namespace smoe

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/layout.h"
 #include "quant/vec_dot.h"
 
 namespace smoe {
@@ -105,6 +106,12 @@ void CpuBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, Th
   matmul_multi(&ws, &y, 1, x, n, pool);
 }
 
+// The integer dot products read rows in the file's layout only.
+bool CpuBackend::vec_dot_ok(const Matrix& w) const {
+  return w.layout == MatrixLayout::Rows && vd_.dot_for(w.dtype) &&
+         w.cols % dtype_info(w.dtype).block_size == 0;
+}
+
 bool CpuBackend::gemv_ok(const Matrix& w, int64_t n) const {
   return gemv_ && gemv_->for_matrix(w, n);
 }
@@ -133,12 +140,12 @@ void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int cou
   bool all_strip = true, all_vec_dot = true;
   for (int i = 0; i < nr; ++i) {
     all_strip = all_strip && strip_ok(*rw[i], n);
-    all_vec_dot = all_vec_dot && vd_.dot_for(rw[i]->dtype) &&
-                  rw[i]->cols % dtype_info(rw[i]->dtype).block_size == 0;
+    all_vec_dot = all_vec_dot && vec_dot_ok(*rw[i]);
   }
   if (nr == 0) return;
   bool all_tiles = tiles_ && n >= kStripMinTokens;
-  for (int i = 0; i < nr; ++i) all_tiles = all_tiles && tiles_->for_matrix(*rw[i]);
+  for (int i = 0; i < nr; ++i)
+    all_tiles = all_tiles && rw[i]->layout == MatrixLayout::Rows && tiles_->for_matrix(*rw[i]);
   if (all_tiles) return matmul_tiles(rw, ry, nr, x, n, pool);
   if (all_strip) return matmul_strip(rw, ry, nr, x, n, pool);
   if (all_vec_dot) return matmul_vec_dot(rw, ry, nr, x, n, pool);
@@ -147,7 +154,7 @@ void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int cou
       matmul_float(*rw[i], dot, x, n, ry[i], pool);
     else if (strip_ok(*rw[i], n))
       matmul_strip(rw + i, ry + i, 1, x, n, pool);
-    else if (vd_.dot_for(rw[i]->dtype))
+    else if (vec_dot_ok(*rw[i]))
       matmul_vec_dot(rw + i, ry + i, 1, x, n, pool);
     else
       matmul_dequantized(*rw[i], x, n, ry[i], pool);
@@ -303,7 +310,7 @@ void CpuBackend::matmul_dequantized(const Matrix& w, const float* x, int64_t n, 
     float* row = scratch_[static_cast<size_t>(t)].data();
     const auto* rb = reinterpret_cast<const std::byte*>(row);
     for (int64_t r = r0; r < r1; ++r) {
-      row_to_f32(w.dtype, w.row(r), row, w.cols);
+      matrix_row_to_f32(w, r, row);
       for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = k_.dot_f32(rb, x + i * w.cols, w.cols);
     }
   });

@@ -6,7 +6,10 @@
 //   - more tokens take the strip GEMM (strip.h), which unpacks 16 weight rows once per call and
 //     multiplies them with every token, or, with AMX, the tile GEMM (tile_gemm.h) for the types
 //     it has.
-// Types with neither fall back to expanding each weight row to f32 once per call.
+// Types with neither fall back to expanding each weight row to f32 once per call. A matrix in
+// another layout than the file's (Matrix::layout, kernels/layout.h) takes the kernels that read
+// it (the AVX2 small-batch kernel, every strip repack) or that fallback; never the integer dot
+// products or AMX tiles, which read the file's rows.
 #pragma once
 
 #include <string>
@@ -53,6 +56,7 @@ class CpuBackend : public Backend {
  private:
   bool strip_ok(const Matrix& w, int64_t n) const;
   bool gemv_ok(const Matrix& w, int64_t n) const;
+  bool vec_dot_ok(const Matrix& w) const;
   void matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
                    ThreadPool& pool);
   void matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, int64_t n, float* y,

@@ -112,11 +112,16 @@ struct GemvKernels {
   bool tiles = false;
   // The kernels for batch sizes outside these ranges (AMX's: AVX-512 VNNI's), or null.
   const GemvKernels* fewer = nullptr;
+  // Q4_0 interleaved by eight (MatrixLayout::Rows8, kernels/layout.h), 1 to kGemvMaxTokens
+  // tokens, or null where the instruction set reads only the file's layout.
+  GemvFn q4_0_rows8 = nullptr;
   // The kernel for w and n tokens, or null where it has none or another path is faster. The
   // AVX-512 kernels take 16 blocks (512 columns) per step, the AVX2 ones 8; rows come in whole
   // 512-column steps for both.
   GemvFn for_matrix(const Matrix& w, int64_t n) const {
     if (w.cols % 512 != 0 || n < 1) return nullptr;
+    if (w.layout == MatrixLayout::Rows8)
+      return w.dtype == DType::Q4_0 && n <= kGemvMaxTokens ? q4_0_rows8 : nullptr;
     GemvFn f = nullptr;
     if (w.dtype == DType::Q4_0) f = q4_0_tokens.has(n) ? q4_0 : nullptr;
     if (w.dtype == DType::Q8_0) f = q8_0_tokens.has(n) ? q8_0 : nullptr;

@@ -12,6 +12,7 @@
 #include "core/fp16.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/strip.h"
+#include "kernels/layout.h"
 #include "quant/blocks.h"
 
 namespace smoe::cpu {
@@ -221,7 +222,14 @@ template <DType T>
 void decode_rows(const Matrix& w, int64_t r0, int nr, int64_t sb,
                  Decoded (*out)[Decoder<T>::kSub]) {
   const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);
-  for (int r = 0; r < nr; ++r) Decoder<T>::run(w.row(r0 + r) + sb * bytes, out[r]);
+  if (T == DType::Q4_0 && w.layout == MatrixLayout::Rows8) {  // the block put back together
+    for (int r = 0; r < nr; ++r) {
+      const quant::BlockQ4_0 b = rows8_block(w, r0 + r, sb);
+      Decoder<DType::Q4_0>::run(&b, out[r]);
+    }
+  } else {
+    for (int r = 0; r < nr; ++r) Decoder<T>::run(w.row(r0 + r) + sb * bytes, out[r]);
+  }
   for (int r = nr; r < 16; ++r) std::memset(out[r], 0, sizeof(out[r]));
 }
 

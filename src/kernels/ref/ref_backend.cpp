@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/layout.h"
 #include "kernels/ops.h"
 
 namespace smoe {
@@ -22,7 +23,7 @@ void RefBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, Th
       if (w.dtype == DType::F32) {
         wr = reinterpret_cast<const float*>(w.row(r));
       } else {
-        row_to_f32(w.dtype, w.row(r), row, w.cols);
+        matrix_row_to_f32(w, r, row);
       }
       for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = ops::dot(wr, x + i * w.cols, w.cols);
     }

@@ -232,8 +232,42 @@ struct Vec16<DType::Q6_K> {  // ql at 0, qh at 128, int8 scales at 192, d at 208
   }
 };
 
+// Q4_0 interleaved by eight (layout.h): each 32 bytes of a group already hold four columns of
+// its eight rows, as a strip register does; only the nibbles are split. Rows past nr are zero.
+void repack_rows8(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  const int64_t nb = w.cols / 32;
+  const std::byte* g[2] = {w.row(r0), nr > 8 ? w.row(r0 + 8) : nullptr};
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  for (int64_t b = 0; b < nb; ++b) {
+    StripBlock& o = out[b];
+    for (int k = 0; k < 2; ++k) {
+      if (!g[k]) {
+        for (int q = 0; q < 8; ++q)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(o.q[q][8 * k]), _mm256_setzero_si256());
+        for (int h = 0; h < 2; ++h) store_scale(o, h, k, _mm256_setzero_ps(), _mm256_setzero_ps());
+        continue;
+      }
+      const std::byte* quads = g[k] + 128 * b;
+      _mm_prefetch(reinterpret_cast<const char*>(quads + 1024), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(quads + 1024 + 64), _MM_HINT_T0);
+      for (int q = 0; q < 4; ++q) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quads + 32 * q));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(o.q[q][8 * k]), _mm256_and_si256(v, m4));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(o.q[q + 4][8 * k]),
+                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+      }
+      const __m256 d = _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(g[k] + 128 * nb + 16 * b)));
+      const __m256 off = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+      for (int h = 0; h < 2; ++h) store_scale(o, h, k, d, off);
+    }
+  }
+}
+
 template <DType T>
 void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
+  if constexpr (T == DType::Q4_0)
+    if (w.layout == MatrixLayout::Rows8) return repack_rows8(w, r0, nr, out);
   if constexpr (Vec16<T>::kHave) {
     if (nr == kStripRows) {  // a matrix's last, partial strip takes the row-by-row path
       const size_t bytes = static_cast<size_t>(dtype_info(T).block_bytes);

@@ -312,16 +312,14 @@ void repack_vec16(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
 
 template <DType T>
 void repack_t(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
-  if constexpr (Vec16<T>::kHave) {
-    repack_vec16<T>(w, r0, nr, out);
-  } else {
-    repack_by_rows<T>(w, r0, nr, out, [](const uint8_t* const* rows, StripBlock& o) {
-      __m256i v[kStripRows];
-      for (int r = 0; r < kStripRows; ++r)
-        v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r]));
-      transpose_16x8(transpose_idx(), v, o);
-    });
-  }
+  if constexpr (Vec16<T>::kHave)
+    if (w.layout == MatrixLayout::Rows) return repack_vec16<T>(w, r0, nr, out);
+  repack_by_rows<T>(w, r0, nr, out, [](const uint8_t* const* rows, StripBlock& o) {
+    __m256i v[kStripRows];
+    for (int r = 0; r < kStripRows; ++r)
+      v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r]));
+    transpose_16x8(transpose_idx(), v, o);
+  });
 }
 
 void repack(const Matrix& w, int64_t r0, int nr, StripBlock* out) {
