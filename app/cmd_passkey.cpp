@@ -1,168 +1,119 @@
-// The paper's measurements as commands: perplexity, routing statistics, passkey retrieval.
+// Passkey retrieval over a long context (the other measurements of the paper: cmd_perplexity.cpp,
+// cmd_routing.cpp).
+#include <cmath>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <random>
 
 #include "commands.h"
 #include "common.h"
 #include "smoe/analysis.h"
+#include "smoe/tokenizer.h"
 
 namespace smoe::app {
 namespace {
 
-struct AnalyzeFlags {
+struct PasskeyFlags {
   ModelFlags model;
   ContextFlags ctx;
-  std::string file;
-  int64_t chunk = 512;
-  bool json = false;
-  int64_t length = 1000;  // passkey: approximate prompt length in tokens
+  int64_t length = 0;  // prompt tokens; 0: the model's context less the answer
   int trials = 5;
   uint64_t seed = 1;
 };
 
-std::vector<int32_t> text_tokens(const Model& m, const std::string& file) {
-  auto tok = m.tokenizer();
-  if (!tok) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
-  const std::string text = read_text_file(file);
-  if (text.empty()) throw UsageError("'" + file + "' is empty: there is no text to measure");
-  return tok->encode(text, {});
+// The prompt of one trial, exactly `length` tokens: BOS, the intro, filler up to the depth
+// (a fraction of the filler), the key's sentence, filler again, the question. The pieces are
+// tokenized apart and joined as ids, so that the length is exact; the filler's last repetition
+// is cut to fit.
+std::vector<int32_t> passkey_prompt(const Tokenizer& tok, int64_t length, double depth,
+                                    const std::string& key) {
+  const auto ids = [&](const std::string& text) { return tok.encode(text, {.add_bos = false}); };
+  const std::vector<int32_t> intro =
+      ids("There is an important info hidden inside a lot of irrelevant text. Find it and memorize "
+          "it. I will quiz you about the important information there.\n");
+  const std::vector<int32_t> filler =
+      ids("The grass is green. The sky is blue. The sun is yellow. Here we go. There and back "
+          "again.\n");
+  const std::vector<int32_t> needle =
+      ids("The pass key is " + key + ". Remember it. " + key + " is the pass key.\n");
+  const std::vector<int32_t> question = ids("What is the pass key? The pass key is");
+  std::vector<int32_t> out;
+  if (tok.bos_id() >= 0) out.push_back(tok.bos_id());
+  const int64_t fixed =
+      static_cast<int64_t>(out.size() + intro.size() + needle.size() + question.size());
+  const int64_t fill = length - fixed;
+  if (fill < 0)
+    throw UsageError("--length " + std::to_string(length) + " is shorter than the " +
+                     std::to_string(fixed) + " tokens of the prompt without filler");
+  const int64_t before = std::llround(depth * static_cast<double>(fill));
+  const auto add_filler = [&](int64_t n) {
+    for (int64_t i = 0; i < n; ++i) out.push_back(filler[static_cast<size_t>(i) % filler.size()]);
+  };
+  out.insert(out.end(), intro.begin(), intro.end());
+  add_filler(before);
+  out.insert(out.end(), needle.begin(), needle.end());
+  add_filler(fill - before);
+  out.insert(out.end(), question.begin(), question.end());
+  return out;
 }
 
-int run_perplexity(const AnalyzeFlags& f) {
-  auto model = Model::load(f.model.options());
-  const auto tokens = text_tokens(*model, f.file);
-  ContextOptions co = f.ctx.options;
-  co.n_ctx = std::max<int64_t>(co.n_ctx, f.chunk);
-  Context ctx(model, co);
-  const PerplexityResult r = perplexity(ctx, tokens, f.chunk);
-  std::printf("perplexity: %.4f (mean NLL %.4f nats over %lld tokens in %lld chunks of %lld)\n",
-              r.perplexity, r.nll, static_cast<long long>(r.n_scored),
-              static_cast<long long>(r.n_chunks), static_cast<long long>(f.chunk));
-  return 0;
-}
-
-int run_routing(const AnalyzeFlags& f) {
-  auto model = Model::load(f.model.options());
-  const auto tokens = text_tokens(*model, f.file);
-  ContextOptions co = f.ctx.options;
-  co.n_ctx = static_cast<int64_t>(tokens.size());
-  Context ctx(model, co);
-  const RoutingStats st = routing_stats(ctx, *model, tokens);
-  if (st.layers.empty()) {
-    std::printf("dense model: no routing\n");
-    return 0;
-  }
-  if (f.json) {
-    nlohmann::json layers = nlohmann::json::array();
-    for (const LayerRouting& l : st.layers)
-      layers.push_back({{"first_choice", l.first_choice},
-                        {"any_choice", l.any_choice},
-                        {"pairs", l.pairs},
-                        {"same_first", l.same_first},
-                        {"same_any", l.same_any}});
-    std::printf("%s\n",
-                nlohmann::json{{"n_tokens", st.n_tokens}, {"layers", layers}}.dump(2).c_str());
-    return 0;
-  }
-  const size_t ne = st.layers[0].first_choice.size();
-  std::printf(
-      "%lld tokens. Share of tokens whose first choice is each expert, and how often\n"
-      "consecutive tokens keep the same first-choice expert (random: %.1f%%):\n\n",
-      static_cast<long long>(st.n_tokens), 100.0 / static_cast<double>(ne));
-  std::printf("layer ");
-  for (size_t e = 0; e < ne; ++e) std::printf("  e%-4zu", e);
-  std::printf("  same-1st  same-any\n");
-  for (size_t l = 0; l < st.layers.size(); ++l) {
-    const LayerRouting& lr = st.layers[l];
-    std::printf("%5zu ", l);
-    for (size_t e = 0; e < ne; ++e)
-      std::printf(" %5.1f%%", 100.0 * lr.first_choice[e] / static_cast<double>(st.n_tokens));
-    std::printf("   %6.1f%%   %6.1f%%\n", 100.0 * lr.same_first / std::max<int64_t>(1, lr.pairs),
-                100.0 * lr.same_any / std::max<int64_t>(1, lr.pairs));
-  }
-  return 0;
-}
-
-// The usual passkey test: a number hidden at some depth of repetitive filler, asked for at the end.
-int run_passkey(const AnalyzeFlags& f) {
+// The usual passkey test: a number hidden at some depth of repetitive filler, asked for at the
+// end; trials at depths spread evenly from the start (0%) to the end (100%) of the filler.
+int run_passkey(const PasskeyFlags& f) {
   auto model = Model::load(f.model.options());
   auto tok = model->tokenizer();
   if (!tok) throw std::runtime_error("the model carries no tokenizer: give one with --tokenizer");
-  const std::string intro =
-      "There is an important info hidden inside a lot of irrelevant text. Find it and memorize "
-      "it. I will quiz you about the important information there.\n";
-  const std::string filler =
-      "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back "
-      "again.\n";
-  const int64_t filler_tokens =
-      static_cast<int64_t>(tok->encode(filler, {.add_bos = false}).size());
-  const int64_t n_fill = std::max<int64_t>(1, f.length / std::max<int64_t>(1, filler_tokens));
-  std::mt19937_64 rng(f.seed);
+  const int64_t answer = 8;
+  const int64_t length = f.length > 0 ? f.length : model->info().max_context - answer;
   ContextOptions co = f.ctx.options;
-  co.n_ctx = f.length + 256;
+  co.n_ctx = length + answer;
+  if (co.n_ctx > model->info().max_context)
+    throw UsageError("--length " + std::to_string(length) + " and " + std::to_string(answer) +
+                     " answer tokens exceed the model's context of " +
+                     std::to_string(model->info().max_context));
   Session session(model, co);
+  std::mt19937_64 rng(f.seed);
   int found = 0;
+  double seconds = 0;
   for (int t = 0; t < f.trials; ++t) {
     const std::string key = std::to_string(10000 + rng() % 90000);
-    const int64_t depth = f.trials > 1 ? n_fill * t / (f.trials - 1) : n_fill / 2;
-    std::string prompt = intro;
-    for (int64_t i = 0; i < n_fill; ++i) {
-      if (i == depth)
-        prompt += "The pass key is " + key + ". Remember it. " + key + " is the pass key.\n";
-      prompt += filler;
-    }
-    if (depth >= n_fill)
-      prompt += "The pass key is " + key + ". Remember it. " + key + " is the pass key.\n";
-    prompt += "What is the pass key? The pass key is";
-    const auto ids = tok->encode(prompt, {});
+    const double depth = f.trials > 1 ? static_cast<double>(t) / (f.trials - 1) : 0.5;
+    const std::vector<int32_t> ids = passkey_prompt(*tok, length, depth, key);
     GenerateParams gp;
-    gp.n_predict = 8;
+    gp.n_predict = static_cast<int>(answer);
     gp.sampling.temperature = 0;
-    std::string answer;
+    std::string text;
     session.reset();
-    session.generate(ids, gp, [&](const TokenEvent& e) {
-      answer += e.text;
+    const GenerateStats st = session.generate(ids, gp, [&](const TokenEvent& e) {
+      text += e.text;
       return true;
     });
-    const bool ok = answer.find(key) != std::string::npos;
+    const bool ok = text.find(key) != std::string::npos;
     found += ok;
-    std::printf("trial %d: %lld tokens, key at depth %3.0f%%: %s (answer:%s)\n", t + 1,
-                static_cast<long long>(ids.size()), 100.0 * depth / n_fill, ok ? "found" : "missed",
-                answer.c_str());
+    seconds += st.prompt_seconds + st.gen_seconds;
+    std::printf(
+        "trial %d: %zu tokens, key at depth %3.0f%%: %s (answer:%s), %.1f s, pre-fill %.1f "
+        "tok/s\n",
+        t + 1, ids.size(), 100.0 * depth, ok ? "found" : "missed", text.c_str(),
+        st.prompt_seconds + st.gen_seconds, st.prompt_tps());
+    std::fflush(stdout);
   }
-  std::printf("passkey retrieval: %d/%d\n", found, f.trials);
+  std::printf("passkey retrieval: %d/%d at %lld tokens, %.1f s per trial, peak memory %s\n", found,
+              f.trials, static_cast<long long>(length), seconds / f.trials,
+              human_bytes(peak_rss_bytes()).c_str());
   return 0;
 }
 
 }  // namespace
 
-void add_analysis_commands(CLI::App& app, Runner& run) {
-  auto f = std::make_shared<AnalyzeFlags>();
-  auto* ppl = app.add_subcommand("perplexity", "Perplexity of a model on a text file");
-  f->model.add(ppl);
-  f->ctx.add(ppl);
-  ppl->add_option("-f,--file", f->file, "text file")->required();
-  ppl->add_option("--chunk", f->chunk, "tokens per evaluated chunk")
-      ->check(is_number())
-      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
-      ->capture_default_str();
-  ppl->callback([&run, f] { run = [f] { return run_perplexity(*f); }; });
-
-  auto* rt = app.add_subcommand("routing", "Expert routing statistics of an MoE model on a text");
-  f->model.add(rt);
-  f->ctx.add(rt);
-  rt->add_option("-f,--file", f->file, "text file")->required();
-  rt->add_flag("--json", f->json, "print the raw counts as JSON");
-  rt->callback([&run, f] { run = [f] { return run_routing(*f); }; });
-
+void add_passkey_command(CLI::App& app, Runner& run) {
+  auto f = std::make_shared<PasskeyFlags>();
   auto* pk = app.add_subcommand("passkey", "Passkey retrieval over a long context");
   f->model.add(pk);
   f->ctx.add(pk);
-  pk->add_option("--length", f->length, "prompt length in tokens (approximately)")
+  pk->add_option("--length", f->length,
+                 "prompt length in tokens, exactly (default: the model's whole context)")
       ->check(is_number())
-      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20))
-      ->capture_default_str();
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 24));
   pk->add_option("--trials", f->trials, "trials at evenly spread depths")
       ->check(is_number())
       ->check(CLI::Range(1, 1000))

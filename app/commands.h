@@ -19,7 +19,10 @@ void add_tokenize_commands(CLI::App& app, Runner& run);  // tokenize + detokeniz
 void add_bench_command(CLI::App& app, Runner& run);
 void add_chat_command(CLI::App& app, Runner& run);
 void add_quantize_command(CLI::App& app, Runner& run);
-void add_analysis_commands(CLI::App& app, Runner& run);  // perplexity, routing, passkey
+void add_perplexity_command(CLI::App& app, Runner& run);  // perplexity, KL divergence
+void add_routing_command(CLI::App& app, Runner& run);
+void add_eval_command(CLI::App& app, Runner& run);
+void add_passkey_command(CLI::App& app, Runner& run);
 void add_serve_command(CLI::App& app, Runner& run);
 
 }  // namespace smoe::app

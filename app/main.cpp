@@ -24,7 +24,10 @@ int main(int argc, char** argv) {
   smoe::app::add_bench_command(app, run);
   smoe::app::add_chat_command(app, run);
   smoe::app::add_quantize_command(app, run);
-  smoe::app::add_analysis_commands(app, run);
+  smoe::app::add_perplexity_command(app, run);
+  smoe::app::add_routing_command(app, run);
+  smoe::app::add_eval_command(app, run);
+  smoe::app::add_passkey_command(app, run);
   smoe::app::add_serve_command(app, run);
   try {
     app.parse(argc, argv);
