@@ -19,6 +19,12 @@ std::string colour(size_t i) {
   return fmt::format("hsl({},60%,60%)", (i * 137) % 360);
 }
 
+// The same colour, light enough for black text on it (Figure 8).
+std::string tint(size_t i) {
+  if (i < std::size(kPalette)) return std::string(kPalette[i]) + "99";
+  return fmt::format("hsla({},60%,60%,0.6)", (i * 137) % 360);
+}
+
 std::string escape(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -129,7 +135,7 @@ std::string table5(const RoutingReport& r) {
 std::string figure8(const RoutingReport& r) {
   std::string out = "<p class=\"legend\">";
   for (int64_t e = 0; e < r.n_experts; ++e)
-    out += fmt::format("<span><i style=\"background:{}\"></i>expert {}</span>", colour(e), e);
+    out += fmt::format("<span><i style=\"background:{}\"></i>expert {}</span>", tint(e), e);
   out += "</p>";
   for (const RoutingDomain& d : r.domains)
     for (size_t i = 0; i < r.token_layers.size(); ++i) {
@@ -140,7 +146,7 @@ std::string figure8(const RoutingReport& r) {
       const std::vector<int8_t>& c = d.stats.first_choices[i];
       for (size_t t = 0; t < c.size() && t < d.pieces.size(); ++t)
         out += fmt::format("<span style=\"background:{}\" data-expert=\"{}\">{}</span>",
-                           colour(static_cast<size_t>(c[t])), c[t], escape(d.pieces[t]));
+                           tint(static_cast<size_t>(c[t])), c[t], escape(d.pieces[t]));
       out += "</div>";
     }
   return out;
