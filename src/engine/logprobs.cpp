@@ -29,4 +29,11 @@ float token_logprobs(const float* logits, int64_t n_vocab, int32_t chosen, int t
   return logits[chosen] - lse;
 }
 
+double log_softmax_at(const float* logits, int64_t n_vocab, int32_t tok) {
+  const float mx = *std::max_element(logits, logits + n_vocab);
+  double sum = 0;
+  for (int64_t v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(logits[v] - mx));
+  return logits[tok] - mx - std::log(sum);
+}
+
 }  // namespace smoe

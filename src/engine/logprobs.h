@@ -13,4 +13,8 @@ namespace smoe {
 float token_logprobs(const float* logits, int64_t n_vocab, int32_t chosen, int top_n,
                      std::vector<TokenLogprob>& top);
 
+// log softmax(logits)[tok] over n_vocab logits, the exponentials summed in double (as
+// llama-perplexity sums them), for perplexity and multiple-choice scores.
+double log_softmax_at(const float* logits, int64_t n_vocab, int32_t tok);
+
 }  // namespace smoe

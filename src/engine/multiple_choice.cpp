@@ -3,18 +3,11 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "engine/logprobs.h"
 #include "smoe/analysis.h"
 
 namespace smoe {
 namespace {
-
-// log softmax(row)[tok], the sum in double.
-double log_prob(const float* row, int64_t vocab, int32_t tok) {
-  const float mx = *std::max_element(row, row + vocab);
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
-  return row[tok] - mx - std::log(sum);
-}
 
 // Tokens every choice starts with, leaving each at least one token of its own.
 int64_t shared_prefix(const ChoiceTask& t) {
@@ -82,7 +75,7 @@ ChoiceResult score_choices(Context& ctx, const ChoiceTask& t) {
     double sum = 0;
     for (int64_t i = from; i < to; ++i) {  // token i from the logits at position i − 1
       const float* row = i == shared ? last.data() : lg + (row_of[s] + i - 1 - shared) * vocab;
-      sum += log_prob(row, vocab, c[i]);
+      sum += log_softmax_at(row, vocab, c[i]);
     }
     r.scores.push_back(sum / static_cast<double>(to - from));
     if (r.scores[s] > r.scores[r.chosen]) r.chosen = s;

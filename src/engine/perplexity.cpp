@@ -6,18 +6,11 @@
 
 #include "core/error.h"
 #include "engine/logprob_file.h"
+#include "engine/logprobs.h"
 #include "smoe/analysis.h"
 
 namespace smoe {
 namespace {
-
-// −log softmax(row)[tok], the sum in double over the float differences (as llama-perplexity).
-double row_nll(const float* row, int64_t vocab, int32_t tok) {
-  const float mx = *std::max_element(row, row + vocab);
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
-  return std::log(sum) + mx - row[tok];
-}
 
 // Evaluates tokens[start, start + len) from an empty cache (the first replaced by bos when ≥ 0)
 // and returns the logits of positions [first, last).
@@ -57,7 +50,7 @@ PerplexityResult score_all_tokens(Context& ctx, const std::vector<int32_t>& toke
     if (len < 2 || (o.max_chunks > 0 && r.n_chunks == o.max_chunks)) break;
     const float* lg = eval_chunk(ctx, tokens, b, len, -1, 0, len - 1);
     for (int64_t i = 0; i + 1 < len; ++i) {
-      const double v = row_nll(lg + i * ctx.n_vocab(), ctx.n_vocab(), tokens[b + i + 1]);
+      const double v = -log_softmax_at(lg + i * ctx.n_vocab(), ctx.n_vocab(), tokens[b + i + 1]);
       sum += v;
       sum2 += v * v;
       ++r.n_scored;
@@ -117,7 +110,7 @@ PerplexityResult perplexity(Context& ctx, std::vector<int32_t> tokens, const Per
       const int32_t next = tokens[start + static_cast<size_t>(first + i + 1)];
       const double v = base ? encode_logprob_row(row, static_cast<int32_t>(vocab), next,
                                                  rows.data() + i * h.row_words())
-                            : row_nll(row, vocab, next);
+                            : -log_softmax_at(row, vocab, next);
       sum += v;
       sum2 += v * v;
     }
