@@ -34,6 +34,8 @@ struct Result {
   std::string test;
   int n_prompt = 0, n_gen = 0;
   std::vector<double> ts;  // tokens/s of each repetition
+  ExpertCacheStats cache;  // what the expert cache did during the test (budgeted models)
+  int64_t tokens = 0;      // tokens the test processed, all repetitions
   double mean() const {
     double s = 0;
     for (double x : ts) s += x;
@@ -107,6 +109,65 @@ double run_once(Context& ctx, int pp, int tg, int seqs, std::mt19937_64& rng, in
   return static_cast<double>(tg) * seqs / seconds(t0);
 }
 
+// The expert cache's figures over one test: per token, and per layer in the JSON.
+nlohmann::json expert_cache_json(const ModelInfo& info, const Result& r) {
+  if (!r.cache.enabled) return nullptr;
+  const auto layer = [&](const ExpertCacheLayerStats& c) {
+    const double t = static_cast<double>(std::max<int64_t>(r.tokens, 1));
+    return nlohmann::json{{"uses", c.uses},
+                          {"hits", c.hits},
+                          {"misses", c.misses},
+                          {"hit_rate", c.uses ? static_cast<double>(c.hits) / c.uses : 0.0},
+                          {"prefetched", c.prefetched},
+                          {"prefetch_used", c.prefetch_used},
+                          {"prefetch_wasted", c.prefetch_wasted},
+                          {"guessed", c.guessed},
+                          {"guessed_right", c.guessed_right},
+                          {"bytes_read", c.bytes_read},
+                          {"bytes_read_per_token", static_cast<double>(c.bytes_read) / t},
+                          {"wait_s", c.wait_s}};
+  };
+  nlohmann::json j = layer(r.cache.total());
+  j["mem_budget"] = info.mem_budget;
+  j["resident_bytes"] = info.resident_bytes;
+  j["slots"] = info.expert_slots;
+  j["slot_bytes"] = info.expert_slot_bytes;
+  j["eviction"] = r.cache.eviction;
+  j["prefetch"] = r.cache.prefetch;
+  j["direct_io"] = r.cache.direct_io;
+  j["tokens"] = r.tokens;
+  j["expert_bytes"] = r.cache.expert_bytes;
+  j["optimal_misses"] = r.cache.optimal_misses;
+  if (r.cache.optimal_misses >= 0) {
+    const double best = static_cast<double>(r.cache.optimal_misses * r.cache.expert_bytes);
+    j["optimal_bytes_read_per_token"] = best / static_cast<double>(std::max<int64_t>(r.tokens, 1));
+  }
+  j["layers"] = nlohmann::json::array();
+  for (const ExpertCacheLayerStats& c : r.cache.layers) j["layers"].push_back(layer(c));
+  return j;
+}
+
+void print_expert_cache(const Result& r) {
+  if (!r.cache.enabled) return;
+  const ExpertCacheLayerStats c = r.cache.total();
+  const double t = static_cast<double>(std::max<int64_t>(r.tokens, 1));
+  std::printf(
+      "%s expert cache (%s%s): hit rate %.1f%%, %s read per token, %.2fs waiting for reads; "
+      "next-layer guess right %.1f%%, prefetches used %llu of %llu; best possible eviction "
+      "reads %s per token\n",
+      r.test.c_str(), r.cache.eviction.c_str(), r.cache.prefetch ? ", prefetch" : "",
+      c.uses ? 100.0 * static_cast<double>(c.hits) / static_cast<double>(c.uses) : 0.0,
+      human_bytes(static_cast<uint64_t>(static_cast<double>(c.bytes_read) / t)).c_str(), c.wait_s,
+      c.guessed ? 100.0 * static_cast<double>(c.guessed_right) / static_cast<double>(c.guessed)
+                : 0.0,
+      static_cast<unsigned long long>(c.prefetch_used),
+      static_cast<unsigned long long>(c.prefetched),
+      human_bytes(
+          static_cast<uint64_t>(static_cast<double>(std::max<int64_t>(r.cache.optimal_misses, 0)) *
+                                static_cast<double>(r.cache.expert_bytes) / t))
+          .c_str());
+}
+
 int run_bench(const BenchFlags& f) {
   if (!f.tokenize_file.empty()) return bench_tokenizer(f);
   if (f.bandwidth) {
@@ -131,8 +192,11 @@ int run_bench(const BenchFlags& f) {
   run_once(ctx, 0, std::min(max_len, 4), f.seqs, rng);
   std::vector<Result> results;
   auto measure = [&](const std::string& name, int pp, int tg) {
-    Result r{name, pp, tg, {}};
+    Result r{name, pp, tg, {}, {}, 0};
+    model->reset_expert_stats(true);
     for (int i = 0; i < f.reps; ++i) r.ts.push_back(run_once(ctx, pp, tg, f.seqs, rng, f.depth));
+    r.cache = model->expert_stats();
+    r.tokens = static_cast<int64_t>(pp + tg) * f.seqs * f.reps;
     results.push_back(r);
   };
   const std::string suffix = (f.seqs > 1 ? "x" + std::to_string(f.seqs) : "") +
@@ -160,7 +224,9 @@ int run_bench(const BenchFlags& f) {
                      {"samples_ts", r.ts},
                      {"backend", ctx.backend_name()},
                      {"decode_bytes_per_token", info.decode_bytes_per_token},
-                     {"repacked_bytes", info.repacked_bytes}});
+                     {"repacked_bytes", info.repacked_bytes},
+                     {"peak_rss_bytes", peak_rss_bytes()},
+                     {"expert_cache", expert_cache_json(info, r)}});
     std::printf("%s\n", arr.dump(2).c_str());
     return 0;
   }
@@ -168,11 +234,18 @@ int run_bench(const BenchFlags& f) {
               info.path.c_str(), human_count(info.total_params).c_str(),
               human_bytes(info.weight_bytes).c_str(), ctx.n_threads(), ctx.backend_name(),
               f.model.no_mmap ? "no" : "yes", human_bytes(info.repacked_bytes).c_str());
-  std::printf("weights read per decoded token: %s\n\n",
+  std::printf("weights read per decoded token: %s\n",
               human_bytes(info.decode_bytes_per_token).c_str());
-  std::printf("| %-10s | %16s |\n|------------|------------------|\n", "test", "t/s");
+  if (info.expert_slots > 0)
+    std::printf("memory budget: %s: %s resident, %lld expert slots of %s\n",
+                human_bytes(info.mem_budget).c_str(), human_bytes(info.resident_bytes).c_str(),
+                static_cast<long long>(info.expert_slots),
+                human_bytes(info.expert_slot_bytes).c_str());
+  std::printf("\n| %-10s | %16s |\n|------------|------------------|\n", "test", "t/s");
   for (const Result& r : results)
     std::printf("| %-10s | %8.2f ± %5.2f |\n", r.test.c_str(), r.mean(), r.sd());
+  for (const Result& r : results) print_expert_cache(r);
+  std::printf("peak resident memory: %s\n", human_bytes(peak_rss_bytes()).c_str());
   if (f.bandwidth)
     for (const Result& r : results)
       if (r.n_gen > 0 && f.seqs == 1) {

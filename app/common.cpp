@@ -3,8 +3,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -28,6 +30,16 @@ void ModelFlags::add(CLI::App* cmd, bool model_required) {
   cmd->add_flag("--no-repack", no_repack,
                 "with --no-mmap, keep the file's weight layout instead of the one this CPU's "
                 "kernels read fastest");
+  cmd->add_option("--mem-budget", mem_budget,
+                  "memory for the weights (e.g. 14G): when the model is larger, keep what every "
+                  "token uses resident and cache whole experts in the rest, read from the file "
+                  "as tokens need them");
+  cmd->add_option("--expert-evict", eviction,
+                  "with --mem-budget, which cached expert to replace: lru (least recently used) "
+                  "or lfu (least often used)")
+      ->check(CLI::IsMember({"lru", "lfu"}));
+  cmd->add_flag("--no-prefetch", no_prefetch,
+                "with --mem-budget, do not read the next layer's likely experts ahead");
 }
 
 ModelOptions ModelFlags::options() const {
@@ -37,6 +49,12 @@ ModelOptions ModelFlags::options() const {
   o.use_mmap = !no_mmap;
   o.mlock = mlock;
   o.repack = !no_repack;
+  if (!mem_budget.empty()) {
+    o.mem_budget = parse_size(mem_budget);
+    if (o.mem_budget == 0) throw UsageError("--mem-budget must be larger than 0");
+  }
+  o.expert_eviction = eviction == "lfu" ? ExpertEviction::Lfu : ExpertEviction::Lru;
+  o.expert_prefetch = !no_prefetch;
   // Reading weights into memory can take a while: a bar on a terminal, plain lines otherwise
   // (one per GiB and one at the end).
   if (no_mmap) {
@@ -126,6 +144,24 @@ std::string human_count(int64_t n) {
   else
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
   return buf;
+}
+
+uint64_t parse_size(const std::string& text) {
+  size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+  }
+  std::string unit = text.substr(used);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  static const std::pair<const char*, int> units[] = {
+      {"", 0},     {"B", 0},  {"K", 10},  {"KB", 10},  {"KIB", 10}, {"M", 20},  {"MB", 20},
+      {"MIB", 20}, {"G", 30}, {"GB", 30}, {"GIB", 30}, {"T", 40},   {"TB", 40}, {"TIB", 40}};
+  for (const auto& [name, shift] : units)
+    if (unit == name && v >= 0 && used > 0 && std::isfinite(v))
+      return static_cast<uint64_t>(v * static_cast<double>(uint64_t{1} << shift));
+  throw UsageError("'" + text + "' is not a size (examples: 12G, 800M, 1.5GiB, 123456)");
 }
 
 std::string human_bytes(uint64_t n) {

@@ -25,6 +25,9 @@ struct ModelFlags {
   bool no_mmap = false;
   bool no_repack = false;
   bool mlock = false;
+  std::string mem_budget;        // "", or a size: "12G", "800M", "1.5GiB", "123456"
+  std::string eviction = "lru";  // lru | lfu
+  bool no_prefetch = false;
   void add(CLI::App* cmd, bool model_required = true);
   ModelOptions options() const;
 };
@@ -48,6 +51,8 @@ std::vector<int32_t> text_file_tokens(const Model& m, const std::string& file);
 // "46.70B", "12.9M", "512"
 std::string human_count(int64_t n);
 std::string human_bytes(uint64_t n);
+// "12G", "800M", "1.5GiB", "64k", "123456" (K, M, G, T are powers of 1024). Throws UsageError.
+uint64_t parse_size(const std::string& text);
 
 // The most memory this process has held resident so far (getrusage's ru_maxrss).
 uint64_t peak_rss_bytes();

@@ -17,6 +17,10 @@
 
 namespace smoe {
 
+// Which cached expert a budgeted model replaces: the least recently used, or the least often
+// used (counts that halve as time passes).
+enum class ExpertEviction { Lru, Lfu };
+
 struct ModelOptions {
   std::string path;            // .gguf file, Hugging Face folder, Mistral folder, llama2.c .bin
   std::string tokenizer_path;  // optional: overrides the tokenizer found with the model
@@ -25,6 +29,13 @@ struct ModelOptions {
   // With use_mmap false: rearrange the weights once at load into the layout this CPU's kernels
   // read fastest (Q4_0 interleaved by eight rows on AVX2 without AVX-512), in place.
   bool repack = true;
+  // With a model larger than this many bytes: keep resident only what every token uses
+  // (embeddings, attention, norms, routers, output head) and hold the experts in a cache of whole
+  // experts within the rest, read from the file on demand (positioned reads, not mmap). 0: no
+  // budget. A budget the whole model fits in reads everything into memory, as use_mmap false.
+  uint64_t mem_budget = 0;
+  ExpertEviction expert_eviction = ExpertEviction::Lru;
+  bool expert_prefetch = true;  // read the next layer's likely experts in the background
   // Called while loading: (bytes done, bytes total). Optional.
   std::function<void(uint64_t, uint64_t)> progress;
 };
@@ -54,12 +65,45 @@ struct ModelInfo {
   // (on average), one embedding row, the LM head. Set once the weights are bound.
   uint64_t decode_bytes_per_token = 0;
   uint64_t repacked_bytes = 0;  // weight bytes rearranged at load for the kernels (ModelOptions)
+  // Under ModelOptions::mem_budget (0 when the experts are not cached): the budget, the bytes
+  // held for what every token uses, and the expert cache's slots (whole experts) and their size.
+  uint64_t mem_budget = 0;
+  uint64_t resident_bytes = 0;
+  int64_t expert_slots = 0;
+  uint64_t expert_slot_bytes = 0;
   std::vector<TensorInfo> tensors;
 };
 
 // Reads a model's description without binding its weights; a bare config.json or params.json
 // works too. Throws smoe::Error (std::runtime_error) with a one-line reason.
 ModelInfo inspect_model(const std::string& path);
+
+// What the expert cache of a budgeted model did, per layer, since load or the last reset.
+struct ExpertCacheLayerStats {
+  uint64_t uses = 0;             // experts a layer's batch needed (once per expert per batch)
+  uint64_t hits = 0;             // in the cache then (or arriving there from a guess)
+  uint64_t misses = 0;           // read then
+  uint64_t prefetched = 0;       // read in the background (misses read ahead, guesses)
+  uint64_t prefetch_used = 0;    // ... and used before being evicted
+  uint64_t prefetch_wasted = 0;  // ... and evicted unused
+  uint64_t guessed = 0;          // experts guessed for this layer from the layer before
+  uint64_t guessed_right = 0;    // ... that its router then chose
+  uint64_t bytes_read = 0;       // from the file, demand and prefetch
+  double wait_s = 0;             // time the forward pass waited for reads
+};
+
+struct ExpertCacheStats {
+  bool enabled = false;  // false: no budget, or everything resident
+  std::string eviction;  // "lru" | "lfu"
+  bool prefetch = false;
+  bool direct_io = false;     // reads bypass the page cache (O_DIRECT)
+  uint64_t expert_bytes = 0;  // one expert's weights (what a miss reads)
+  // Misses of the best possible eviction (Belady's) over the same experts in the same order, with
+  // the same slots, from what they held at the reset; -1 unless reset_expert_stats(true).
+  int64_t optimal_misses = -1;
+  std::vector<ExpertCacheLayerStats> layers;
+  ExpertCacheLayerStats total() const;  // summed over layers
+};
 
 class Model {
  public:
@@ -71,6 +115,10 @@ class Model {
   const ModelInfo& info() const;
   // The model's tokenizer, or null when the model carries none and none was given.
   std::shared_ptr<const Tokenizer> tokenizer() const;
+  // The expert cache's counters (enabled false without one); reset_expert_stats zeroes them and,
+  // with `trace`, records the experts used from then on for ExpertCacheStats::optimal_misses.
+  ExpertCacheStats expert_stats() const;
+  void reset_expert_stats(bool trace = false) const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }

@@ -21,6 +21,7 @@ struct TensorView {
   std::vector<int64_t> shape;  // outermost first
   const std::byte* data = nullptr;
   size_t nbytes = 0;
+  uint64_t file_offset = 0;  // where `data` starts in `file` (for positioned reads)
 
   int64_t numel() const {
     int64_t n = 1;

@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "engine/model_impl.h"
 #include "io/gguf.h"
+#include "kernels/layout.h"
+#include "model/expert_store.h"
 #include "tokenizer/gguf_vocab.h"
 
 namespace smoe {
@@ -77,26 +79,126 @@ ModelInfo inspect_model(const std::string& path) {
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
+namespace {
+
+uint64_t weight_bytes(const OpenedModel& m) {
+  uint64_t b = 0;
+  for (const TensorView& t : m.source->tensors()) b += t.nbytes;
+  return b;
+}
+
+std::string size_text(uint64_t b) {
+  return fmt::format("{:.2f} GiB ({} bytes)", static_cast<double>(b) / (1 << 30), b);
+}
+
+// Under a memory budget the model does not fit in: what every token uses read into memory, the
+// experts in a store of as many whole experts as the rest of the budget holds.
+void cache_experts(Model::Impl& m, const ModelOptions& opts) {
+  ModelWeights& w = m.weights;
+  const uint64_t slot = ExpertStore::slot_bytes(w.layers);
+  uint64_t fixed = 0;  // what read_resident will read, and the norms already copied
+  for (const LayerWeights& l : w.layers)
+    for (const Matrix* x : {&l.wq, &l.wk, &l.wv, &l.wo, &l.router}) fixed += x->row_bytes * x->rows;
+  fixed += w.tok_embeddings.row_bytes * w.tok_embeddings.rows;
+  if (w.output.data != w.tok_embeddings.data) fixed += w.output.row_bytes * w.output.rows;
+  if (opts.mem_budget < fixed + slot)
+    fail(
+        "--mem-budget {} is too small for '{}': what every token uses takes {} and one expert "
+        "{}, so the budget must be at least {} (a budget that holds the {} experts a token uses "
+        "in every layer, {}, reads far less)",
+        size_text(opts.mem_budget), opts.path, size_text(fixed), size_text(slot),
+        size_text(fixed + slot), m.opened.config.n_experts_used,
+        size_text(fixed + slot * std::max<int64_t>(1, m.opened.config.n_experts_used) *
+                              m.opened.config.n_layers));
+  const int64_t total_experts =
+      static_cast<int64_t>(w.layers.size() * (w.layers.empty() ? 0 : w.layers[0].experts.size()));
+  const int64_t slots =
+      std::min<int64_t>(total_experts, static_cast<int64_t>((opts.mem_budget - fixed) / slot));
+  m.info.resident_bytes = read_resident(w, true);
+  const auto layout = opts.repack ? preferred_layout : nullptr;
+  if (layout) m.info.repacked_bytes = adopt_layouts(w, layout, false);
+  w.expert_store = std::make_shared<ExpertStore>(
+      *w.source, w.layers,
+      ExpertStoreOptions{.slots = slots,
+                         .eviction = opts.expert_eviction == ExpertEviction::Lfu
+                                         ? EvictionPolicy::Lfu
+                                         : EvictionPolicy::Lru,
+                         .prefetch = opts.expert_prefetch,
+                         .direct_io = true,
+                         .layout = layout});
+  m.info.mem_budget = opts.mem_budget;
+  m.info.expert_slots = slots;
+  m.info.expert_slot_bytes = slot;
+}
+
+}  // namespace
+
 std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
   auto impl = std::make_unique<Impl>();
   LoadOptions lo;
-  lo.use_mmap = opts.use_mmap;
+  lo.use_mmap = opts.use_mmap || opts.mem_budget > 0;
   lo.mlock = opts.mlock;
   lo.progress = opts.progress;
   impl->opened = open_model(opts.path, lo);
   if (!impl->opened.source)
     fail("'{}' holds a configuration but no weights: point -m at the model file or folder",
          opts.path);
+  // A budget the whole model fits in: everything in memory, as without mmap.
+  const bool budgeted = opts.mem_budget > 0 && weight_bytes(impl->opened) > opts.mem_budget;
+  if (opts.mem_budget > 0 && !budgeted) {
+    lo.use_mmap = false;
+    impl->opened = open_model(opts.path, lo);
+  }
   impl->weights = bind_weights(impl->opened.source, impl->opened.config, impl->opened.scheme);
   impl->info = describe(impl->opened);
   impl->info.decode_bytes_per_token = decode_bytes(impl->opened.config, impl->weights);
-  if (!opts.use_mmap && opts.repack)
+  if (budgeted)
+    cache_experts(*impl, opts);
+  else if (!lo.use_mmap && opts.repack)
     impl->info.repacked_bytes = adopt_layouts(impl->weights, preferred_layout);
+  if (opts.mem_budget > 0 && !budgeted) impl->info.mem_budget = opts.mem_budget;
   impl->tokenizer = find_tokenizer(impl->opened, opts.tokenizer_path);
   if (impl->tokenizer && impl->tokenizer->n_vocab() > impl->opened.config.vocab_size)
     fail("tokenizer has {} pieces but the model's vocabulary has {}", impl->tokenizer->n_vocab(),
          impl->opened.config.vocab_size);
   return std::shared_ptr<Model>(new Model(std::move(impl)));
+}
+
+ExpertCacheStats Model::expert_stats() const {
+  ExpertCacheStats s;
+  const ExpertStore* store = impl_->weights.expert_store.get();
+  if (!store) return s;
+  s.enabled = true;
+  s.eviction = store->eviction() == EvictionPolicy::Lfu ? "lfu" : "lru";
+  s.prefetch = store->prefetch_enabled();
+  s.direct_io = store->direct_io();
+  s.expert_bytes = store->expert_bytes();
+  s.optimal_misses = store->optimal_misses();
+  for (const ExpertLayerCounters& c : store->stats())
+    s.layers.push_back({c.uses, c.hits, c.misses, c.prefetched, c.prefetch_used, c.prefetch_wasted,
+                        c.guessed, c.guessed_right, c.bytes_read, c.wait_s});
+  return s;
+}
+
+void Model::reset_expert_stats(bool trace) const {
+  if (impl_->weights.expert_store) impl_->weights.expert_store->reset_stats(trace);
+}
+
+ExpertCacheLayerStats ExpertCacheStats::total() const {
+  ExpertCacheLayerStats t;
+  for (const ExpertCacheLayerStats& l : layers) {
+    t.uses += l.uses;
+    t.hits += l.hits;
+    t.misses += l.misses;
+    t.prefetched += l.prefetched;
+    t.prefetch_used += l.prefetch_used;
+    t.prefetch_wasted += l.prefetch_wasted;
+    t.guessed += l.guessed;
+    t.guessed_right += l.guessed_right;
+    t.bytes_read += l.bytes_read;
+    t.wait_s += l.wait_s;
+  }
+  return t;
 }
 
 const ModelInfo& Model::info() const {

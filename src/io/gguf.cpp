@@ -257,6 +257,7 @@ void GgufFile::read_tensor_infos(ByteReader& r, uint64_t n_tensors) {
           "bytes; truncated?)",
           path, in.view.name, in.view.nbytes, data_start + in.offset, size);
     in.view.data = file_->data() + data_start + in.offset;
+    in.view.file_offset = data_start + in.offset;
     add_tensor(std::move(in.view));
   }
 }

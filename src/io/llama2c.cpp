@@ -60,6 +60,7 @@ std::unique_ptr<Llama2cSource> Llama2cSource::open(const std::string& path,
     t.dtype = DType::F32;
     t.shape = std::move(shape);
     t.data = data;
+    t.file_offset = static_cast<uint64_t>(data - f.data());
     t.nbytes = static_cast<size_t>(t.numel()) * 4;
     s->add_tensor(std::move(t));
   };

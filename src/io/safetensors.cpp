@@ -118,6 +118,7 @@ TensorView parse_entry(const MappedFile& f, const std::string& name, const json&
     fail("{}: tensor '{}' of shape {} and dtype {} needs {} bytes, data_offsets give {}", path,
          name, shape_string(t.shape), dtype_name(t.dtype), want, end - b);
   t.data = f.data() + data_start + b;
+  t.file_offset = data_start + b;
   t.nbytes = want;
   return t;
 }

@@ -15,4 +15,10 @@ void WeightSource::add_tensor(TensorView t) {
   tensors_.push_back(std::move(t));
 }
 
+const TensorView* WeightSource::containing(const std::byte* p, size_t n) const {
+  for (const TensorView& t : tensors_)
+    if (p >= t.data && p + n <= t.data + t.nbytes && t.data) return &t;
+  return nullptr;
+}
+
 }  // namespace smoe

@@ -21,6 +21,8 @@ class WeightSource {
   const std::vector<TensorView>& tensors() const { return tensors_; }
   // nullptr when absent.
   const TensorView* find(std::string_view name) const;
+  // The tensor whose bytes hold [p, p + n), or nullptr (e.g. bytes copied out of the file).
+  const TensorView* containing(const std::byte* p, size_t n) const;
 
  protected:
   void add_tensor(TensorView t);  // rejects a duplicate name with smoe::Error

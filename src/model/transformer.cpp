@@ -111,7 +111,8 @@ void Transformer::forward(const BatchEntry* batch, int64_t n, KvCache& cache, fl
     residual(out.m);
     // x = x + MoE(RMSNorm(x))
     norm(lw.ffn_norm, out.m);
-    ffn_block(cfg_, lw, l, out.m, ws_, ctx);
+    ffn_block(cfg_, lw, l, out.m, ws_, ctx,
+              {w_.expert_store.get(), l + 1 < n_layers ? &w_.layers[l + 1] : nullptr});
     residual(out.m);
   }
 

@@ -1,8 +1,11 @@
 #include "model/weights.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 
 #include "core/error.h"
+#include "io/file_reader.h"
 #include "kernels/layout.h"
 
 namespace smoe {
@@ -132,7 +135,7 @@ ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelCo
   return w;
 }
 
-uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&)) {
+uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&), bool experts) {
   uint64_t bytes = 0;
   const auto adopt = [&](Matrix& m) {
     if (m.data == w.tok_embeddings.data || choose(m) != MatrixLayout::Rows8) return;
@@ -142,11 +145,42 @@ uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&)) {
   };
   for (LayerWeights& l : w.layers) {
     for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo}) adopt(*m);
-    for (ExpertWeights& e : l.experts)
-      for (Matrix* m : {&e.gate, &e.up, &e.down}) adopt(*m);
+    if (experts)
+      for (ExpertWeights& e : l.experts)
+        for (Matrix* m : {&e.gate, &e.up, &e.down}) adopt(*m);
   }
   adopt(w.output);
   return bytes;
+}
+
+uint64_t read_resident(ModelWeights& w, bool direct_io) {
+  std::unordered_map<std::string, std::unique_ptr<FileReader>> readers;
+  std::unordered_map<const std::byte*, const std::byte*> moved;  // the tied head follows
+  uint64_t total = 0;
+  const auto pull = [&](Matrix& m) {
+    const size_t n = m.row_bytes * static_cast<size_t>(m.rows);
+    if (n == 0) return;
+    if (auto it = moved.find(m.data); it != moved.end()) {
+      m.data = it->second;
+      return;
+    }
+    const TensorView* t = w.source->containing(m.data, n);
+    if (!t) return;  // already the model's own
+    std::unique_ptr<FileReader>& r = readers[t->file];
+    if (!r) r = std::make_unique<FileReader>(t->file, direct_io);
+    auto& buf =
+        w.owned_reads.emplace_back(alloc_read_buffer(FileReader::span_capacity(n)), std::free);
+    const std::byte* p =
+        r->read_span(t->file_offset + static_cast<uint64_t>(m.data - t->data), n, buf.get());
+    moved[m.data] = p;
+    m.data = p;
+    total += n;
+  };
+  pull(w.tok_embeddings);
+  pull(w.output);
+  for (LayerWeights& l : w.layers)
+    for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.router}) pull(*m);
+  return total;
 }
 
 }  // namespace smoe

@@ -31,6 +31,8 @@ struct LayerWeights {
   std::vector<ExpertWeights> experts;  // n_experts, or the single dense FFN
 };
 
+class ExpertStore;
+
 struct ModelWeights {
   Matrix tok_embeddings;               // (vocab, dim)
   const float* output_norm = nullptr;  // (dim)
@@ -40,6 +42,9 @@ struct ModelWeights {
   std::shared_ptr<const WeightSource> source;      // keeps the mapped files alive
   std::deque<std::vector<float>> owned_f32;        // norms converted to f32
   std::deque<std::vector<std::byte>> owned_bytes;  // HF q/k rows in interleaved-RoPE order
+  std::deque<std::unique_ptr<std::byte, void (*)(void*)>> owned_reads;  // read_resident's
+  // Under a memory budget: the experts' home (their matrices above stay views of the file).
+  std::shared_ptr<ExpertStore> expert_store;
 };
 
 // Binds and checks every tensor. Errors name the tensor, the source and expected vs actual.
@@ -54,6 +59,12 @@ ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelCo
 // read-only and the page cache's. The embedding table (read by rows) keeps the file's layout, and
 // so does an output head tied to it. The source's views of those tensors then describe the new
 // layout: read the weights through these matrices.
-uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&));
+// `experts` false: the experts keep theirs (they live in an ExpertStore, which lays them out).
+uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&), bool experts = true);
+
+// Reads every matrix but the experts' (embeddings, attention, routers, output head) from the
+// files into memory the model owns, with positioned reads, and points the matrices there; returns
+// the bytes read. Matrices already copied out of the files are left as they are.
+uint64_t read_resident(ModelWeights& w, bool direct_io);
 
 }  // namespace smoe

@@ -1,0 +1,89 @@
+"""Experts cached within a memory budget (--mem-budget) give exactly the logits of the whole model
+in memory. A small Mixtral-style model (4 layers of 8 experts, rows of whole 512-column steps so
+that Q4_0 experts are repacked as they are read on AVX2) runs with budgets from the smallest that
+works (what every token uses and one expert: each expert of a batch is read, used and replaced in
+turn) through a few slots and half the experts to more than the model (everything read into
+memory); with LRU and LFU eviction, with and without prefetch; one token at a time and as one
+pre-fill. Logits must equal those of --no-mmap bit for bit (the same kernels on the same bytes).
+A budget below the minimum fails with a message that states the minimum, and `bench --json`
+reports the cache's counters consistently (hits + misses = uses, bytes read = misses and
+prefetches times an expert's size)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+from smoe_test import SOURCE, Checks, skip, smoe
+
+try:
+    import numpy as np
+except ImportError:
+    skip("python3-numpy is not installed")
+
+c = Checks()
+
+
+def logits(model, ids, *extra):
+    with tempfile.NamedTemporaryFile(suffix=".npy") as f:
+        smoe("logits", "-m", model, "--ids", " ".join(map(str, ids)), "--out", f.name, *extra)
+        return np.load(f.name)
+
+
+def bench(model, *extra):
+    out = smoe("bench", "-m", model, "-p", "8", "-n", "6", "-r", "1", "--json", *extra).stdout
+    return json.loads(out)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    d = os.path.join(tmp, "mixtral")
+    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--kind", "mixtral",
+                    "--out", d, "--dim", "512", "--hidden", "1024", "--n-heads", "8", "--n-kv-heads", "4",
+                    "--layers", "4", "--vocab", "256", "--seed", "5"], check=True)
+    q4 = os.path.join(tmp, "mixtral-q4_0.gguf")
+    smoe("quantize", "-q", "--type", "Q4_0", os.path.join(d, "model.gguf"), q4)
+    ids = [int(x) for x in np.random.default_rng(2).integers(1, 256, 20)]
+
+    # The minimum, from the message of a budget below it.
+    r = smoe("logits", "-m", q4, "--ids", "1 2", "--out", os.path.join(tmp, "x.npy"), "--mem-budget", "1K",
+             check=False)
+    m = re.search(r"must be at least [^(]*\((\d+) bytes\)", r.stderr)
+    c.check(r.returncode == 1 and m is not None, f"a 1 KiB budget did not fail with the minimum: {r.stderr!r}")
+    minimum = int(m.group(1)) if m else 0
+    j = bench(q4, "--mem-budget", str(minimum))[0]["expert_cache"]
+    slot, resident = j["slot_bytes"], j["resident_bytes"]
+    c.check(j["slots"] == 1, f"the minimum budget holds {j['slots']} slots, not 1")
+    size = os.path.getsize(q4)
+    print(f"minimum budget {minimum} bytes: {resident} resident, slots of {slot} bytes; file {size} bytes")
+
+    budgets = {"minimum": minimum, "3 slots": minimum + 2 * slot, "half": minimum + 15 * slot,
+               "all": 2 * size}
+    for chunk in ("1", "0"):
+        for extra in ([], ["--no-repack"]):
+            want = logits(q4, ids, "--chunk", chunk, "--no-mmap", *extra)
+            for name, b in budgets.items():
+                for policy in (["--expert-evict", "lru"], ["--expert-evict", "lfu", "--no-prefetch"]):
+                    got = logits(q4, ids, "--chunk", chunk, "--mem-budget", str(b), *policy, *extra)
+                    c.check(np.array_equal(got, want),
+                            f"budget {name}, chunk {chunk}, {policy} {extra}: logits differ from --no-mmap by "
+                            f"{float(np.abs(got - want).max()):.3g}")
+
+    # The counters add up, per layer and in all.
+    for name in ("minimum", "half"):
+        for res in bench(q4, "--mem-budget", str(budgets[name])):
+            j = res["expert_cache"]
+            c.check(j is not None and len(j["layers"]) == 4, f"{name} {res['test']}: no per-layer expert stats")
+            for lj in [j] + j["layers"]:
+                c.check(lj["hits"] + lj["misses"] == lj["uses"] and lj["uses"] > 0,
+                        f"{name} {res['test']}: hits {lj['hits']} + misses {lj['misses']} != uses {lj['uses']}")
+                per_expert = slot - 6 * 4096  # an expert's bytes: the slot less its read alignment
+                reads = lj["bytes_read"] / per_expert
+                c.check(lj["misses"] <= reads <= lj["misses"] + lj["prefetched"] + 1e-9,
+                        f"{name} {res['test']}: {lj['bytes_read']} bytes read for {lj['misses']} misses "
+                        f"and {lj['prefetched']} prefetches")
+            if name == "minimum":
+                c.check(j["hit_rate"] < 0.5, f"one slot and a hit rate of {j['hit_rate']}")
+    everything = bench(q4, "--mem-budget", str(budgets["all"]))[0]
+    c.check(everything["expert_cache"] is None, "a budget larger than the model still cached experts")
+c.done()
