@@ -94,7 +94,7 @@ def run(name, command, timeout):
         res["n_gen"] = tg[-1]["n_gen"]
         if tg[-1].get("expert_cache"):
             ec = tg[-1]["expert_cache"]
-            res["cache"] = {k: ec.get(k) for k in ("hit_rate", "bytes_read_per_token", "optimal_bytes_read_per_token",
+            res["cache"] = {k: ec.get(k) for k in ("hit_rate", "bytes_read_per_token", "optimal_bytes_read_per_token", "static_bytes_read_per_token",
                                                    "slots", "slot_bytes", "resident_bytes", "wait_s", "prefetched",
                                                    "prefetch_used", "guessed", "guessed_right", "eviction")}
         if "peak_rss_bytes" in tg[-1]:
@@ -110,9 +110,10 @@ def fmt_row(hold_gib, r):
     c = r.get("cache")
     cache = ""
     if c:
-        opt = c.get("optimal_bytes_read_per_token")
+        opt, st = c.get("optimal_bytes_read_per_token"), c.get("static_bytes_read_per_token")
         cache = (f"hit {100 * c['hit_rate']:.1f}%, {c['bytes_read_per_token'] / 1e9:.2f} GB/token"
-                 + (f" (best eviction {opt / 1e9:.2f})" if opt is not None else "")
+                 + (f" (knowing the future {opt / 1e9:.2f}, knowing use counts {st / 1e9:.2f})"
+                    if opt is not None else "")
                  + f", {c['slots']} slots")
     rss = f"{r['peak_rss_bytes'] / GiB:.1f}" if "peak_rss_bytes" in r else ""
     return f"| {hold_gib} | {r['engine']} | {r['tokens_per_s']:.3f} | {gb:.1f} ({per_tok:.2f}/token) | {rss} | {cache} |"

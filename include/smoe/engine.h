@@ -32,7 +32,8 @@ struct ModelOptions {
   // With a model larger than this many bytes: keep resident only what every token uses
   // (embeddings, attention, norms, routers, output head) and hold the experts in a cache of whole
   // experts within the rest, read from the file on demand (positioned reads, not mmap). 0: no
-  // budget. A budget the whole model fits in reads everything into memory, as use_mmap false.
+  // budget. The weights then keep the file's layout (no repack). A budget the whole model fits in
+  // reads everything into memory, as use_mmap false (and repack applies).
   uint64_t mem_budget = 0;
   ExpertEviction expert_eviction = ExpertEviction::Lru;
   bool expert_prefetch = true;  // read the next layer's likely experts in the background
@@ -101,6 +102,9 @@ struct ExpertCacheStats {
   // Misses of the best possible eviction (Belady's) over the same experts in the same order, with
   // the same slots, from what they held at the reset; -1 unless reset_expert_stats(true).
   int64_t optimal_misses = -1;
+  // Misses of the best cache that knows only how often each expert was used over the same
+  // sequence (the most used ones held throughout); -1 unless reset_expert_stats(true).
+  int64_t static_misses = -1;
   std::vector<ExpertCacheLayerStats> layers;
   ExpertCacheLayerStats total() const;  // summed over layers
 };

@@ -114,9 +114,9 @@ void cache_experts(Model::Impl& m, const ModelOptions& opts) {
       static_cast<int64_t>(w.layers.size() * (w.layers.empty() ? 0 : w.layers[0].experts.size()));
   const int64_t slots =
       std::min<int64_t>(total_experts, static_cast<int64_t>((opts.mem_budget - fixed) / slot));
+  // The weights keep the file's layout: rearranging each expert as it is read would cost more
+  // time than the kernels gain while experts come and go.
   m.info.resident_bytes = read_resident(w, true);
-  const auto layout = opts.repack ? preferred_layout : nullptr;
-  if (layout) m.info.repacked_bytes = adopt_layouts(w, layout, false);
   w.expert_store = std::make_shared<ExpertStore>(
       *w.source, w.layers,
       ExpertStoreOptions{.slots = slots,
@@ -124,8 +124,7 @@ void cache_experts(Model::Impl& m, const ModelOptions& opts) {
                                          ? EvictionPolicy::Lfu
                                          : EvictionPolicy::Lru,
                          .prefetch = opts.expert_prefetch,
-                         .direct_io = true,
-                         .layout = layout});
+                         .direct_io = true});
   m.info.mem_budget = opts.mem_budget;
   m.info.expert_slots = slots;
   m.info.expert_slot_bytes = slot;
@@ -174,6 +173,7 @@ ExpertCacheStats Model::expert_stats() const {
   s.direct_io = store->direct_io();
   s.expert_bytes = store->expert_bytes();
   s.optimal_misses = store->optimal_misses();
+  s.static_misses = store->static_misses();
   for (const ExpertLayerCounters& c : store->stats())
     s.layers.push_back({c.uses, c.hits, c.misses, c.prefetched, c.prefetch_used, c.prefetch_wasted,
                         c.guessed, c.guessed_right, c.bytes_read, c.wait_s});

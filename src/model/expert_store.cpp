@@ -4,10 +4,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <set>
 
 #include "core/error.h"
-#include "kernels/layout.h"
 
 namespace smoe {
 namespace {
@@ -130,31 +130,51 @@ void ExpertStore::begin_layer(int layer, const std::vector<int32_t>& needed,
   changed_.notify_all();
 }
 
-// An unpinned, loaded slot to take: an empty one first, else by the eviction policy among those
-// no one wants now. A demand read may take a wanted one (already used, or wanted later) rather
-// than wait, and waits only while every slot is pinned or being read. Returns -1 for a prefetch
-// that would have to evict something wanted.
-int ExpertStore::pick_victim(std::unique_lock<std::mutex>& lock, bool demand) {
+// The slots each layer may hold before it takes from its own: an equal share, the remainder to
+// the first layers. Per-layer shares keep a token's pass through the layers from evicting exactly
+// the experts the next layers are about to use (what one global LRU does on a cyclic pattern).
+int64_t ExpertStore::quota(int layer) const {
+  const int64_t n = static_cast<int64_t>(guess_.size()), s = slots();
+  return s / n + (layer < s % n ? 1 : 0);
+}
+
+// Whether slot a should go before slot b under the eviction policy.
+bool ExpertStore::evict_before(const Slot& a, const Slot& b) const {
+  const bool older = a.last_use < b.last_use;
+  if (opts_.eviction == EvictionPolicy::Lru) return older;
+  const double fa = freq_[static_cast<size_t>(a.key)], fb = freq_[static_cast<size_t>(b.key)];
+  return fa < fb || (fa == fb && older);
+}
+
+// An unpinned slot to take for an expert of `layer`: an empty one; else, while the layer holds
+// fewer than its share, one of a layer holding more than its share; else one of its own; else any.
+// Among those, by the eviction policy, first among experts no one wants now; a demand read may
+// then take a wanted one (already used, or wanted later) rather than wait, and waits only while
+// every slot is pinned or being read. Returns -1 for a prefetch that would evict something wanted.
+int ExpertStore::pick_victim(std::unique_lock<std::mutex>& lock, int layer, bool demand) {
+  const int n_layers = static_cast<int>(guess_.size());
   for (;;) {
-    int best = -1;
-    for (int pass = 0; pass < (demand ? 2 : 1) && best < 0; ++pass)
-      for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {
-        const Slot& sl = slots_[static_cast<size_t>(s)];
-        if (sl.state == State::Empty) return s;
-        if (sl.state != State::Ready || sl.pins > 0) continue;
-        if (pass == 0 && protected_[static_cast<size_t>(sl.key)]) continue;
-        if (best < 0) {
-          best = s;
-          continue;
+    std::vector<int64_t> held(static_cast<size_t>(n_layers), 0);
+    for (const Slot& sl : slots_) {
+      if (sl.state == State::Empty) return static_cast<int>(&sl - slots_.data());
+      ++held[static_cast<size_t>(sl.key / n_experts_)];
+    }
+    const bool under = held[static_cast<size_t>(layer)] < quota(layer);
+    const auto over = [&](int l) { return held[static_cast<size_t>(l)] > quota(l); };
+    for (int pass = 0; pass < (demand ? 2 : 1); ++pass)
+      for (int scope = 0; scope < 2; ++scope) {
+        int best = -1;
+        for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {
+          const Slot& sl = slots_[static_cast<size_t>(s)];
+          if (sl.state != State::Ready || sl.pins > 0) continue;
+          if (pass == 0 && protected_[static_cast<size_t>(sl.key)]) continue;
+          const int l = sl.key / n_experts_;
+          if (scope == 0 && (under ? !over(l) : l != layer)) continue;
+          if (best < 0 || evict_before(sl, slots_[static_cast<size_t>(best)])) best = s;
         }
-        const Slot& b = slots_[static_cast<size_t>(best)];
-        const bool older = sl.last_use < b.last_use;
-        const double fs = freq_[static_cast<size_t>(sl.key)],
-                     fb = freq_[static_cast<size_t>(b.key)];
-        if (opts_.eviction == EvictionPolicy::Lru ? older : (fs < fb || (fs == fb && older)))
-          best = s;
+        if (best >= 0) return best;
       }
-    if (best >= 0 || !demand) return best;
+    if (!demand) return -1;
     changed_.wait(lock);
   }
 }
@@ -182,7 +202,6 @@ void ExpertStore::load(int slot, int k) {
     std::byte* d = pl.reader->read_span(pl.offset, matrix_bytes(*ms[i]), p);
     p += region_bytes(*ms[i]);
     ms[i]->data = d;
-    if (opts_.layout && opts_.layout(*ms[i]) == MatrixLayout::Rows8) interleave_rows8(*ms[i], d);
   }
   slots_[static_cast<size_t>(slot)].w = w;
 }
@@ -216,7 +235,7 @@ const ExpertWeights& ExpertStore::acquire(int layer, int e) {
       if (waited) c.wait_s += seconds_since(t0);
       return sl.w;
     }
-    const int v = pick_victim(lock, true);
+    const int v = pick_victim(lock, layer, true);
     if (where_[static_cast<size_t>(k)] >= 0) continue;  // another thread read it meanwhile
     claim(v, k, false, false);
     lock.unlock();
@@ -259,7 +278,7 @@ void ExpertStore::prefetch_loop() {
     const auto [k, guess] = queue_.front();
     queue_.pop_front();
     if (where_[static_cast<size_t>(k)] >= 0) continue;
-    const int v = pick_victim(lock, false);
+    const int v = pick_victim(lock, k / n_experts_, false);
     if (v < 0) continue;
     claim(v, k, true, guess);
     lock.unlock();
@@ -305,6 +324,26 @@ int64_t ExpertStore::optimal_misses() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (!tracing_) return -1;
   return belady_misses(trace_, trace_start_, static_cast<int64_t>(slots_.size()));
+}
+
+int64_t ExpertStore::static_misses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!tracing_) return -1;
+  std::vector<int64_t> uses(file_.size(), 0);
+  for (int k : trace_) ++uses[static_cast<size_t>(k)];
+  std::vector<int> keys(file_.size());
+  for (size_t k = 0; k < keys.size(); ++k) keys[k] = static_cast<int>(k);
+  std::stable_sort(keys.begin(), keys.end(), [&](int a, int b) {
+    return uses[static_cast<size_t>(a)] > uses[static_cast<size_t>(b)];
+  });
+  // Every use of an expert not kept misses; a kept one not in the slots at the start is read once.
+  int64_t misses = static_cast<int64_t>(trace_.size());
+  for (size_t i = 0; i < std::min(keys.size(), slots_.size()); ++i) {
+    const int64_t n = uses[static_cast<size_t>(keys[i])];
+    const bool held = std::count(trace_start_.begin(), trace_start_.end(), keys[i]) > 0;
+    misses -= n - (n > 0 && !held ? 1 : 0);
+  }
+  return misses;
 }
 
 int64_t belady_misses(const std::vector<int>& trace, const std::vector<int>& start, int64_t slots) {

@@ -3,7 +3,9 @@
 // needs them and not in a slot (io/file_reader.h), never through the page cache's guesses. The
 // caller pins an expert while it computes with it; an unpinned expert may be replaced by another.
 //
-// Eviction picks among unpinned, loaded experts that the current layer does not want:
+// Each layer has an equal share of the slots; a layer over its share gives slots to one under it,
+// a layer at its share replaces one of its own. Eviction picks among unpinned, loaded experts that
+// the current layer does not want:
 //   Lru: the one used longest ago;  Lfu: the one used least often (counts halve as time passes,
 //   so that a once-popular expert does not stay forever), ties by age.
 // Prefetch: the caller names experts it will want soon (the next layer's router applied to the
@@ -35,8 +37,6 @@ struct ExpertStoreOptions {
   EvictionPolicy eviction = EvictionPolicy::Lru;
   bool prefetch = true;
   bool direct_io = true;  // O_DIRECT where the file system allows it
-  // The layout each loaded matrix is rearranged into (kernels/layout.h), or null for the file's.
-  MatrixLayout (*layout)(const Matrix&) = nullptr;
 };
 
 // Counters of one layer, since the store was made or the last reset_stats().
@@ -93,6 +93,11 @@ class ExpertStore {
   // recorded sequence, with this store's slots, starting from what they held at reset_stats; -1
   // without a trace. A lower bound for any policy without prefetch.
   int64_t optimal_misses() const;
+  // The misses of the best cache that knows only how often each expert is used (the experts used
+  // most often over the recorded sequence, as many as there are slots, held throughout; what any
+  // policy can hope for when a layer's choice does not depend on the tokens before): -1 without a
+  // trace.
+  int64_t static_misses() const;
 
  private:
   enum class State { Empty, Loading, Ready };
@@ -112,7 +117,9 @@ class ExpertStore {
   };
 
   int key(int layer, int e) const { return layer * n_experts_ + e; }
-  int pick_victim(std::unique_lock<std::mutex>& lock, bool demand);
+  int pick_victim(std::unique_lock<std::mutex>& lock, int layer, bool demand);
+  int64_t quota(int layer) const;
+  bool evict_before(const Slot& a, const Slot& b) const;
   void load(int slot, int k);  // reads without the lock held
   void claim(int slot, int k, bool prefetched, bool guess);
   void prefetch_loop();

@@ -117,6 +117,18 @@ TEST(ExpertStore, LruKeepsTheRecentLfuTheFrequent) {
   EXPECT_EQ(run(lfu, uses), 4u);  // 0 1 2 3
 }
 
+TEST(ExpertStore, LayersKeepTheirShareOnACyclicPass) {
+  ExpertFile f;
+  // Three slots, two layers: layer 0 may hold two, layer 1 one. Tokens pass the layers in turn,
+  // each using two experts per layer: layer 0 keeps both of its own (one LRU over all slots would
+  // evict exactly the expert needed next and miss every time), layer 1 alternates.
+  std::vector<std::pair<int, int>> uses;
+  for (int token = 0; token < 10; ++token)
+    for (auto u : {std::pair{0, 0}, {0, 1}, {1, 0}, {1, 1}}) uses.push_back(u);
+  ExpertStore s(*f.file, f.layers, {.slots = 3, .prefetch = false});
+  EXPECT_EQ(run(s, uses), 2u + 2u * 10);
+}
+
 TEST(ExpertStore, OneSlotServesEveryExpertInTurn) {
   ExpertFile f;
   ExpertStore s(*f.file, f.layers, {.slots = 1, .prefetch = true});
