@@ -5,7 +5,10 @@ canonical weights (weights.npz) and hyper-parameters (ref.json) for the numpy re
 
   make_tiny_model.py --kind mixtral --out DIR [--seed N] [--dtype f32|f16|bf16] [--legacy-experts]
                      [--shards N] [--tokenizer-gguf FILE]
-  make_tiny_model.py --kind mixtral --real-shape --layers 2 --out DIR   (benchmark file, GGUF only)
+  make_tiny_model.py --kind mixtral --real-shape --layers 2 --out DIR|FILE.gguf [--dtype TYPE]
+                     (benchmark file, GGUF only, DIR/model.gguf or FILE.gguf; TYPE also q8_0, q4_0,
+                     q2_k, q3_k, q4_k, q5_k, q6_k or a k-quant mix q3_k_m, q4_k_m, ... as
+                     `smoe quantize --type` reads them, in either case)
 
 Canonical weights use interleaved-pair RoPE (GGUF and Mistral's own layout); the HF copy stores q
 and k permuted for rotate-half RoPE as the HF conversion does.
@@ -215,13 +218,47 @@ def add_tokenizer(g, model_path):
     g.u32("tokenizer.ggml.unknown_token_id", sp.unk_id())
 
 
+FLOAT_TYPES = ("f32", "f16", "bf16")
+
+
+def parse_type(name):
+    """A weight type as `smoe quantize --type` reads it (any case): a plain type, or a k-quant with
+    _S (the same, unmixed) or _M (the mix). Returns (base type, mix)."""
+    t = name.lower()
+    mix = False
+    if t.endswith(("_m", "_s")) and "_k" in t[:-2]:
+        mix, t = t.endswith("_m"), t[:-2]
+    if t not in FLOAT_TYPES and t not in sf.QUANT:
+        raise SystemExit(f"make_tiny_model.py: unknown type {name!r} (f32, f16, bf16, "
+                         + ", ".join(sf.QUANT) + ", or a k-quant with _S or _M)")
+    return t, mix
+
+
+def tensor_type(base, mix, kind, layer, n_layers):
+    """The type smoe's converter (src/engine/convert.cpp, TypePolicy) gives a weight: the router in
+    F32; with the _M mix, Q6_K for the output head and for attention values and FFN down in the
+    layers that get more bits (the first and last eighth, and every third one between)."""
+    if kind == "router":
+        return "f32"
+    if mix:
+        more = layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
+        if (kind in ("attn_v", "ffn_down") and more) or kind == "output":
+            return "q6_k"
+    return base
+
+
 def write_real_shape(path, h, dtype, seed, tokenizer=None, slice_values=16 << 20):
     """A real-shape benchmark file (random weights, never committed). Streams: each tensor is made
-    when it is written, slice by slice, so memory stays small (~0.3 GB) whatever the file's size.
+    when it is written, slice by slice, so memory stays small (0.3-0.7 GB) whatever the file's size.
     The slices are windows at random offsets into one pool of normal values (std 0.02): drawing and
-    converting billions of fresh values would take minutes and a benchmark gains nothing from it."""
+    converting billions of fresh values would take minutes and a benchmark gains nothing from it.
+
+    `dtype` may be a quantized type or mix (parse_type): the pool is then quantized once per block
+    type, shifted so that it dequantizes to mean 0 (weights with a common offset send every token
+    of a layer to the same expert), and the windows start at whole blocks."""
     rng = np.random.default_rng(seed)
     d, hd = h["dim"], h["dim"] // h["n_heads"]
+    base, mix = parse_type(dtype)
     g = sf.GGUFWriter()
     gguf_metadata(g, h, "real-shape-" + ("mixtral" if h["n_experts"] else "mistral"))
     if tokenizer:
@@ -231,20 +268,27 @@ def write_real_shape(path, h, dtype, seed, tokenizer=None, slice_values=16 << 20
     def pool(dt):
         if dt not in pools:
             values = rng.standard_normal(2 * slice_values, dtype=np.float32) * np.float32(0.02)
-            pools[dt] = sf.encode(values, dt)
+            if dt in sf.QUANT:
+                values -= values.mean()
+                q = sf.quantize(values, dt)
+                q = sf.quantize(values - sf.dequantize(q, dt).mean(), dt)
+                pools[dt] = q.tobytes()
+            else:
+                pools[dt] = sf.encode(values, dt)
         return pools[dt]
 
-    def rand(name, *shape, dt=dtype):
+    def rand(name, *shape, kind="", layer=0):
+        dt = tensor_type(base, mix, kind, layer, h["n_layers"])
         rows = max(1, slice_values // shape[-1])
         flat = int(np.prod(shape[:-1]))
-        size = sf._GGML[dt][1]
+        _, bs, bb = sf.block_info(dt)
 
         def chunks():
             p = pool(dt)
             for r0 in range(0, flat, rows):
                 n = min(rows, flat - r0) * shape[-1]
-                off = int(rng.integers(0, slice_values)) * size
-                yield p[off: off + n * size]
+                off = int(rng.integers(0, slice_values // bs)) * bb
+                yield p[off: off + sf.type_bytes(dt, n)]
         g.tensor_lazy(name, shape, dt, chunks)
 
     def ones(name):
@@ -256,20 +300,20 @@ def write_real_shape(path, h, dtype, seed, tokenizer=None, slice_values=16 << 20
         ones(b + "attn_norm.weight")
         rand(b + "attn_q.weight", h["n_heads"] * hd, d)
         rand(b + "attn_k.weight", h["n_kv_heads"] * hd, d)
-        rand(b + "attn_v.weight", h["n_kv_heads"] * hd, d)
+        rand(b + "attn_v.weight", h["n_kv_heads"] * hd, d, kind="attn_v", layer=l)
         rand(b + "attn_output.weight", d, h["n_heads"] * hd)
         ones(b + "ffn_norm.weight")
         if h["n_experts"]:
-            rand(b + "ffn_gate_inp.weight", h["n_experts"], d, dt="f32")
+            rand(b + "ffn_gate_inp.weight", h["n_experts"], d, kind="router")
             rand(b + "ffn_gate_exps.weight", h["n_experts"], h["hidden"], d)
             rand(b + "ffn_up_exps.weight", h["n_experts"], h["hidden"], d)
-            rand(b + "ffn_down_exps.weight", h["n_experts"], d, h["hidden"])
+            rand(b + "ffn_down_exps.weight", h["n_experts"], d, h["hidden"], kind="ffn_down", layer=l)
         else:
             rand(b + "ffn_gate.weight", h["hidden"], d)
             rand(b + "ffn_up.weight", h["hidden"], d)
-            rand(b + "ffn_down.weight", d, h["hidden"])
+            rand(b + "ffn_down.weight", d, h["hidden"], kind="ffn_down", layer=l)
     ones("output_norm.weight")
-    rand("output.weight", h["vocab"], d)
+    rand("output.weight", h["vocab"], d, kind="output")
     g.write(path)
 
 
@@ -278,7 +322,9 @@ def main():
     ap.add_argument("--kind", choices=["mixtral", "mistral"], required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
+    ap.add_argument("--dtype", "--type", type=str.lower, default="f32",
+                    help="f32, f16 or bf16; with --real-shape also a quantized type or mix "
+                         "(q8_0, q4_0, q2_k, q3_k, q4_k, q5_k, q6_k, q3_k_m, q4_k_m, q5_k_m, ...)")
     ap.add_argument("--legacy-experts", action="store_true", help="per-expert GGUF tensors")
     ap.add_argument("--shards", type=int, default=1, help="HF safetensors shards")
     ap.add_argument("--real-shape", action="store_true", help="Mixtral 8x7B / Mistral 7B layer shapes")
@@ -289,12 +335,16 @@ def main():
     ap.add_argument("--rope-theta", type=float)
     ap.add_argument("--norm-eps", type=float)
     a = ap.parse_args()
-    os.makedirs(a.out, exist_ok=True)
+    if a.dtype not in FLOAT_TYPES and not a.real_shape:
+        ap.error(f"--dtype {a.dtype}: quantized types are for --real-shape files (f32, f16, bf16 here)")
     h = dict(PRESETS[a.kind])
     if a.real_shape:
         h.update(REAL[a.kind], n_layers=a.layers or 2)
-        write_real_shape(os.path.join(a.out, "model.gguf"), h, a.dtype, a.seed, a.tokenizer_model)
+        path = a.out if a.out.endswith(".gguf") else os.path.join(a.out, "model.gguf")
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write_real_shape(path, h, a.dtype, a.seed, a.tokenizer_model)
         return
+    os.makedirs(a.out, exist_ok=True)
     if a.layers:
         h["n_layers"] = a.layers
     for k in ("dim", "hidden", "vocab", "window", "context", "n_heads", "n_kv_heads", "top_k",

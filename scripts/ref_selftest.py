@@ -160,6 +160,134 @@ def check_real_shape_writer(r, tmp):
         r.check(np.isfinite(logits).all(), f"real-shape writer ({kind}): the reference runs on it")
 
 
+# ---- Quantized types: smoe's dequantizers (src/quant/dequantize.cpp) transcribed loop for loop,
+# one block at a time, to check the vectorised numpy quantizers and dequantizers against. ----
+
+def _f16(b, i):
+    return float(np.frombuffer(bytes(b[i:i + 2]), "<f2")[0])
+
+
+def _k4(j, q):
+    if j < 4:
+        return q[j] & 63, q[j + 4] & 63
+    return (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)
+
+
+def dequant_block(t, b):
+    """One block's bytes → its values, as smoe's scalar dequantizer computes them."""
+    b = [int(v) for v in b]
+    y = []
+    if t == "q4_0":
+        d, qs = _f16(b, 0), b[2:18]
+        y = [0.0] * 32
+        for j in range(16):
+            y[j], y[j + 16] = d * ((qs[j] & 0xF) - 8), d * ((qs[j] >> 4) - 8)
+    elif t == "q8_0":
+        d = _f16(b, 0)
+        y = [d * (v - 256 if v > 127 else v) for v in b[2:34]]
+    elif t == "q2_k":
+        scales, qs, d, dmin = b[0:16], b[16:80], _f16(b, 80), _f16(b, 82)
+        i = 0
+        for half in range(2):
+            q = qs[32 * half:]
+            for shift in range(0, 8, 2):
+                for part in range(2):
+                    sc = scales[i]
+                    i += 1
+                    y += [d * (sc & 0xF) * ((q[l + 16 * part] >> shift) & 3) - dmin * (sc >> 4) for l in range(16)]
+    elif t == "q3_k":
+        hmask, qs, s, d = b[0:32], b[32:96], b[96:108], _f16(b, 108)
+        sc = [((s[j] & 0xF) if j < 8 else (s[j - 8] >> 4)) | (((s[8 + j % 4] >> (2 * (j // 4))) & 3) << 4) for j in range(16)]
+        i, m = 0, 1
+        for half in range(2):
+            q = qs[32 * half:]
+            for shift in range(0, 8, 2):
+                for part in range(2):
+                    dl = d * (sc[i] - 32)
+                    i += 1
+                    y += [dl * (((q[l + 16 * part] >> shift) & 3) - (0 if hmask[l + 16 * part] & m else 4)) for l in range(16)]
+                m <<= 1
+    elif t in ("q4_k", "q5_k"):
+        d, dmin, s = _f16(b, 0), _f16(b, 2), b[4:16]
+        qh, qs = (None, b[16:144]) if t == "q4_k" else (b[16:48], b[48:176])
+        for j in range(0, 8, 2):
+            q = qs[16 * j:]
+            (s0, m0), (s1, m1) = _k4(j, s), _k4(j + 1, s)
+            hi = (lambda l, k: ((qh[l] >> k) & 1) << 4) if qh else (lambda l, k: 0)
+            y += [d * s0 * ((q[l] & 0xF) + hi(l, j)) - dmin * m0 for l in range(32)]
+            y += [d * s1 * ((q[l] >> 4) + hi(l, j + 1)) - dmin * m1 for l in range(32)]
+    elif t == "q6_k":
+        ql, qh, d = b[0:128], b[128:192], _f16(b, 208)
+        sc = [v - 256 if v > 127 else v for v in b[192:208]]
+        y = [0.0] * 256
+        for n in range(2):
+            for l in range(32):
+                is_ = 8 * n + l // 16
+                L, H, o = ql[64 * n:], qh[32 * n:], 128 * n
+                y[o + l] = d * sc[is_] * (((L[l] & 0xF) | (((H[l] >> 0) & 3) << 4)) - 32)
+                y[o + l + 32] = d * sc[is_ + 2] * (((L[l + 32] & 0xF) | (((H[l] >> 2) & 3) << 4)) - 32)
+                y[o + l + 64] = d * sc[is_ + 4] * (((L[l] >> 4) | (((H[l] >> 4) & 3) << 4)) - 32)
+                y[o + l + 96] = d * sc[is_ + 6] * (((L[l + 32] >> 4) | (((H[l] >> 6) & 3) << 4)) - 32)
+    return np.array(y, np.float64)
+
+
+# Relative RMS error of the simple quantizers on normal values (measured: Q8_0 0.005, Q6_K 0.019,
+# Q5_K 0.039, Q4_K 0.080, Q4_0 0.086, Q3_K 0.155, Q2_K 0.356).
+QUANT_ERROR = {"q8_0": 0.01, "q6_k": 0.03, "q5_k": 0.06, "q4_k": 0.12, "q4_0": 0.12, "q3_k": 0.22, "q2_k": 0.45}
+
+
+def check_quantizers(r):
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(1 << 18) * 0.02).astype(np.float32)
+    for t, (_, bs, bb) in sf.QUANT.items():
+        q = sf.quantize(x, t)
+        y = sf.dequantize(q, t)
+        ok = q.shape == (x.size // bs, bb)
+        ref = np.concatenate([dequant_block(t, q[i]) for i in range(3)])
+        r.close(f"{t}: numpy dequantizer = smoe's loops (3 blocks of numpy-quantized values)", y[:3 * bs], ref, 1e-12)
+        raw = rng.integers(0, 256, (2, bb), dtype=np.uint8)  # any codes and scales, finite half scales
+        for o in {"q4_0": (0,), "q8_0": (0,), "q2_k": (80, 82), "q3_k": (108,), "q6_k": (208,)}.get(t, (0, 2)):
+            raw[:, o: o + 2] = np.frombuffer(np.float16(rng.uniform(-0.1, 0.1)).tobytes(), np.uint8)
+        ref = np.concatenate([dequant_block(t, raw[i]) for i in range(2)])
+        r.close(f"{t}: numpy dequantizer = smoe's loops (2 blocks of random bytes)", sf.dequantize(raw, t), ref, 1e-12)
+        rel = float(np.sqrt(((y - x) ** 2).mean()) / x.std())
+        bias = float((y - x).mean())
+        r.check(ok and rel <= QUANT_ERROR[t], f"{t}: quantizer round trip", f"relative RMS error {rel:.4f} (bound {QUANT_ERROR[t]})")
+        r.check(abs(bias) < 0.005 * 0.02, f"{t}: quantizer is unbiased", f"mean error {bias:+.1e} (bound 1e-4)")
+        if t in ("q4_0", "q8_0", "q3_k", "q6_k"):  # symmetric grids (the others have a min)
+            r.check(np.array_equal(sf.dequantize(sf.quantize(-x, t), t), -y), f"{t}: −x quantizes to the mirror image of x")
+
+
+def check_quantized_real_shape(r, tmp):
+    """The streaming writer in quantized types, on small shapes whose rows are whole k-quant
+    blocks: the types smoe's converter would choose, and weights of mean 0 and std 0.02 after
+    dequantization (a common offset would send every token of a layer to one expert)."""
+    import make_tiny_model as mk
+    for kind, types in (("mixtral", ("q4_0", "q8_0", "q2_k", "q3_k_m", "q4_k_m", "q5_k_m")), ("mistral", ("q4_0", "q3_k_m"))):
+        for dt in types:
+            h = dict(mk.REAL[kind], dim=256, n_heads=4, n_kv_heads=2, hidden=512, vocab=64, n_layers=2)
+            p = os.path.join(tmp, f"real-{kind}-{dt}.gguf")
+            mk.write_real_shape(p, h, dt, 3, slice_values=1 << 15)
+            types_ = {}
+            _, t = sf.read_gguf(p, types_)
+            base, mix = mk.parse_type(dt)
+            want = {n: "f32" if t[n].ndim == 1 or "gate_inp" in n else
+                    "q6_k" if mix and ("output.weight" == n or n in ("blk.1.attn_v.weight", "blk.1.ffn_down_exps.weight",
+                                                                      "blk.1.ffn_down.weight")) else base for n in t}
+            bad = {n: (types_[n], want[n]) for n in t if types_[n] != want[n]}
+            r.check(not bad, f"real-shape {kind} {dt}: tensor types as smoe's converter chooses", str(bad))
+            ws = [a.reshape(-1) for n, a in t.items() if a.ndim > 1 and "gate_inp" not in n]
+            means = [abs(float(a.mean())) / float(a.std()) for a in ws]
+            allw = np.concatenate(ws)
+            m, s = float(allw.mean()), float(allw.std())
+            r.check(abs(m) < 2e-4 and abs(s - 0.02) < 0.003 and max(means) < 0.05,  # Q2_K's error adds 10 %
+                    f"real-shape {kind} {dt}: weights dequantize to mean 0, std 0.02",
+                    f"mean {m:+.1e}, std {s:.4f}, largest |tensor mean| / std {max(means):.3f}")
+            if dt == "q4_0":
+                logits = rf.forward(rf.config_gguf(p), rf.load_gguf(p), [1, 2, 3])
+                r.check(np.isfinite(logits).all(), f"real-shape {kind} {dt}: the reference runs on it")
+
+
 def check_window_gqa(r, tmp):
     ms = os.path.join(tmp, "ms")
     h, w = make(ms, "--kind", "mistral", "--seed", "2")
@@ -248,6 +376,8 @@ def main():
         check_model_files(r, tmp)
         check_window_gqa(r, tmp)
         check_real_shape_writer(r, tmp)
+        check_quantizers(r)
+        check_quantized_real_shape(r, tmp)
     print(f"{r.passed} passed, {r.failed} failed")
     return 1 if r.failed else 0
 
