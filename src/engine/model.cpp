@@ -88,7 +88,10 @@ uint64_t weight_bytes(const OpenedModel& m) {
 }
 
 std::string size_text(uint64_t b) {
-  return fmt::format("{:.2f} GiB ({} bytes)", static_cast<double>(b) / (1 << 30), b);
+  const char* unit[] = {"KiB", "MiB", "GiB"};
+  int u = b >= (uint64_t{1} << 30) ? 2 : b >= (uint64_t{1} << 20) ? 1 : 0;
+  return fmt::format("{:.2f} {} ({} bytes)", static_cast<double>(b) / (1 << (10 * (u + 1))),
+                     unit[u], b);
 }
 
 // Under a memory budget the model does not fit in: what every token uses read into memory, the
@@ -101,15 +104,15 @@ void cache_experts(Model::Impl& m, const ModelOptions& opts) {
     for (const Matrix* x : {&l.wq, &l.wk, &l.wv, &l.wo, &l.router}) fixed += x->row_bytes * x->rows;
   fixed += w.tok_embeddings.row_bytes * w.tok_embeddings.rows;
   if (w.output.data != w.tok_embeddings.data) fixed += w.output.row_bytes * w.output.rows;
+  const int64_t per_token = std::max<int64_t>(1, m.opened.config.n_experts_used);
   if (opts.mem_budget < fixed + slot)
     fail(
         "--mem-budget {} is too small for '{}': what every token uses takes {} and one expert "
-        "{}, so the budget must be at least {} (a budget that holds the {} experts a token uses "
-        "in every layer, {}, reads far less)",
+        "{}, so the budget must be at least {} (one that holds the {} expert{} a token uses in "
+        "every layer, {}, reads far less)",
         size_text(opts.mem_budget), opts.path, size_text(fixed), size_text(slot),
-        size_text(fixed + slot), m.opened.config.n_experts_used,
-        size_text(fixed + slot * std::max<int64_t>(1, m.opened.config.n_experts_used) *
-                              m.opened.config.n_layers));
+        size_text(fixed + slot), per_token, per_token > 1 ? "s" : "",
+        size_text(fixed + slot * per_token * m.opened.config.n_layers));
   const int64_t total_experts =
       static_cast<int64_t>(w.layers.size() * (w.layers.empty() ? 0 : w.layers[0].experts.size()));
   const int64_t slots =

@@ -8,7 +8,7 @@ on the same bytes): under a budget the weights keep the file's layout, so --no-m
 with a budget larger than the model everything is read into memory and repacked, so --no-mmap.
 A budget below the minimum fails with a message that states the minimum, and `bench --json`
 reports the cache's counters consistently (hits + misses = uses, bytes read = misses and
-prefetches times an expert's size)."""
+prefetches times an expert's size). A dense model's FFN is cached the same way, one per layer."""
 import json
 import os
 import re
@@ -87,6 +87,20 @@ with tempfile.TemporaryDirectory() as tmp:
                         f"and {lj['prefetched']} prefetches")
             if name == "minimum":
                 c.check(j["hit_rate"] < 0.5, f"one slot and a hit rate of {j['hit_rate']}")
+    # A dense model's FFN is its layer's one "expert": one slot serves the layers in turn.
+    dense = os.path.join(tmp, "mistral")
+    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--kind", "mistral",
+                    "--out", dense, "--layers", "3", "--seed", "7"], check=True)
+    dense = os.path.join(dense, "model.gguf")
+    r = smoe("logits", "-m", dense, "--ids", "1 2", "--out", os.path.join(tmp, "x.npy"), "--mem-budget", "1K",
+             check=False)
+    m = re.search(r"must be at least [^(]*\((\d+) bytes\)", r.stderr)
+    c.check(m is not None, f"the dense model's minimum was not stated: {r.stderr!r}")
+    if m:
+        for chunk in ("1", "0"):
+            want = logits(dense, [i % 128 for i in ids], "--chunk", chunk, "--no-mmap", "--no-repack")
+            got = logits(dense, [i % 128 for i in ids], "--chunk", chunk, "--mem-budget", m.group(1))
+            c.check(np.array_equal(got, want), f"dense model, one slot, chunk {chunk}: logits differ")
     everything = bench(q4, "--mem-budget", str(budgets["all"]))[0]
     c.check(everything["expert_cache"] is None, "a budget larger than the model still cached experts")
 c.done()
