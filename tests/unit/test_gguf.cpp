@@ -310,15 +310,6 @@ TEST(Gguf, WriteReplacesAnExistingFile) {
   EXPECT_FALSE(fs::exists(p + ".tmp"));
 }
 
-// Resident memory of this process in KiB (Linux).
-long rss_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
 TEST(Gguf, OpeningDoesNotCopyTheWeights) {
   TempDir d;
   const std::string p = d / "big.gguf";

@@ -1,5 +1,6 @@
-// MappedFile: mmap and read-into-memory give the same bytes; empty files, mlock, and the errors for
-// missing files, folders and special files.
+// MappedFile: mmap and read-into-memory give the same bytes; released pages leave resident memory
+// but keep their bytes; empty files, mlock, and the errors for missing files, folders and special
+// files.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -31,6 +32,40 @@ TEST(MappedFile, MmapAndReadGiveTheSameBytes) {
       EXPECT_EQ(std::memcmp(f->data(), b.data(), b.size()), 0);
       EXPECT_EQ(reinterpret_cast<uintptr_t>(f->data()) % 64, 0u);
     }
+  }
+}
+
+TEST(MappedFile, ReleasedPagesLeaveResidentMemoryAndKeepTheirBytes) {
+  TempDir d;
+  const size_t size = size_t{64} << 20;
+  Bytes b(size);
+  for (size_t i = 0; i < size; i += 4096) b[i] = static_cast<uint8_t>(i / 4096 * 13 + 1);
+  write_all(d / "f.bin", b);
+  const auto sum = [&](const MappedFile& f) {
+    uint64_t s = 0;
+    for (size_t i = 0; i < size; i += 4096) s += std::to_integer<uint8_t>(f.data()[i]);
+    return s;
+  };
+  uint64_t want = 0;
+  for (size_t i = 0; i < size; i += 4096) want += b[i];
+  Bytes().swap(b);
+  {
+    auto f = MappedFile::open(d / "f.bin", load_options(true, false));
+    EXPECT_EQ(sum(*f), want);  // every page resident
+    const long touched = rss_kib();
+    f->release_pages(f->data() + 1, size - 2);  // widened to whole pages
+    const long released = rss_kib();
+    EXPECT_GT(touched - released, 60 * 1024)
+        << "resident before " << touched << " KiB, after " << released << " KiB";
+    EXPECT_EQ(sum(*f), want);                 // read again from the file
+    f->release_pages(f->data() + size, 100);  // outside: nothing
+    f->release_pages(nullptr, 0);
+  }
+  {
+    // Bytes read into memory are the only copy: releasing must keep them.
+    auto f = MappedFile::open(d / "f.bin", load_options(false, false));
+    f->release_pages(f->data(), size);
+    EXPECT_EQ(sum(*f), want);
   }
 }
 
