@@ -77,8 +77,8 @@ ModelInfo inspect_model(const std::string& path) {
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
-  auto impl = std::make_unique<Impl>();
+std::unique_ptr<Model::Impl> load_model_impl(const ModelOptions& opts, const BindOptions& bind) {
+  auto impl = std::make_unique<Model::Impl>();
   LoadOptions lo;
   lo.use_mmap = opts.use_mmap;
   lo.mlock = opts.mlock;
@@ -87,7 +87,7 @@ std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
   if (!impl->opened.source)
     fail("'{}' holds a configuration but no weights: point -m at the model file or folder",
          opts.path);
-  impl->weights = bind_weights(impl->opened.source, impl->opened.config, impl->opened.scheme);
+  impl->weights = bind_weights(impl->opened.source, impl->opened.config, impl->opened.scheme, bind);
   impl->info = describe(impl->opened);
   impl->info.decode_bytes_per_token = decode_bytes(impl->opened.config, impl->weights);
   if (!opts.use_mmap && opts.repack)
@@ -96,7 +96,11 @@ std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
   if (impl->tokenizer && impl->tokenizer->n_vocab() > impl->opened.config.vocab_size)
     fail("tokenizer has {} pieces but the model's vocabulary has {}", impl->tokenizer->n_vocab(),
          impl->opened.config.vocab_size);
-  return std::shared_ptr<Model>(new Model(std::move(impl)));
+  return impl;
+}
+
+std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
+  return std::shared_ptr<Model>(new Model(load_model_impl(opts, {})));
 }
 
 const ModelInfo& Model::info() const {
