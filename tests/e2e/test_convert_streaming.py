@@ -3,10 +3,10 @@ block of rows at a time, and the source's pages are dropped once read, so reside
 near a block's size whatever the model's. A Mixtral-shaped f16 GGUF of about 240 MB is converted
 (kept as it is) and quantized to Q8_0; each child's peak resident memory (wait4's ru_maxrss) must
 stay under a quarter of the file, which a writer holding the tensors (or a process keeping the
-file's pages) cannot do (the main branch's took 496 and 391 MiB). The outputs must be right: the kept copy has the source's bytes, the Q8_0
-copy dequantizes to the source's values. And HF folders, whose q and k rows the converter reorders
-as it reads them (several blocks of whole heads on a 2048-wide model), convert to exactly the
-tensors of the same model's GGUF file."""
+file's pages) cannot do: the writer that held them took 496 and 391 MiB. The outputs must be
+right: the kept copy has the source's bytes, the Q8_0 copy dequantizes to the source's values.
+And HF folders, whose q and k rows the converter reorders as it reads them (several blocks of
+whole heads on a 2048-wide model), convert to exactly the tensors of the same model's GGUF file."""
 import os
 import subprocess
 import sys
