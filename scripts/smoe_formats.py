@@ -443,10 +443,8 @@ class _Cursor:
         return self.take(_SCALAR[t])
 
 
-def read_gguf(path, types=None):
-    """Returns (metadata dict key → (type, value), tensors dict name → float32 array); quantized
-    tensors (QUANT types) are dequantized. A dict passed as `types` receives name → type name."""
-    buf = memoryview(np.fromfile(path, dtype=np.uint8))
+def _gguf_layout(buf, path):
+    """(metadata dict, [(name, shape, ggml type, absolute offset)]) of a GGUF v3 file's bytes."""
     c = _Cursor(buf)
     if bytes(buf[:4]) != b"GGUF":
         raise ValueError(f"{path}: not a GGUF file")
@@ -466,17 +464,24 @@ def read_gguf(path, types=None):
         nd = c.take("<I")
         ne = [c.take("<Q") for _ in range(nd)]
         t, off = c.take("<IQ")
-        infos.append((name, tuple(reversed(ne)), t, off))
-    base = (c.pos + align - 1) // align * align
-    tensors = {}
-    names = {GGML_F32: "f32", GGML_F16: "f16", GGML_BF16: "bf16", **_QUANT_ID}
-    for name, shape, t, off in infos:
-        if types is not None:
-            types[name] = names.get(t, str(t))
         if off % align:
             raise ValueError(f"{path}: tensor {name} at offset {off}, not a multiple of {align}")
+        infos.append((name, tuple(reversed(ne)), t, off))
+    base = (c.pos + align - 1) // align * align
+    return meta, [(name, shape, t, base + off) for name, shape, t, off in infos]
+
+
+def read_gguf(path, types=None):
+    """Returns (metadata dict key → (type, value), tensors dict name → float32 array); quantized
+    tensors (QUANT types) are dequantized. A dict passed as `types` receives name → type name."""
+    buf = memoryview(np.fromfile(path, dtype=np.uint8))
+    meta, infos = _gguf_layout(buf, path)
+    tensors = {}
+    names = {GGML_F32: "f32", GGML_F16: "f16", GGML_BF16: "bf16", **_QUANT_ID}
+    for name, shape, t, start in infos:
+        if types is not None:
+            types[name] = names.get(t, str(t))
         n = int(np.prod(shape))
-        start = base + off
         if t == GGML_BF16:
             bits = np.frombuffer(buf, np.uint16, n, start)
             tensors[name] = from_bf16(bits).reshape(shape)
@@ -486,6 +491,32 @@ def read_gguf(path, types=None):
         else:
             tensors[name] = np.frombuffer(buf, _NP[t], n, start).astype(np.float32).reshape(shape)
     return meta, tensors
+
+
+# (values per block, bytes per block) of the ggml types read_gguf_raw sizes.
+GGML_Q4_0, GGML_Q8_0 = 2, 8
+_BLOCKS = {GGML_F32: (1, 4), GGML_F16: (1, 2), GGML_BF16: (1, 2), GGML_Q4_0: (32, 18),
+           GGML_Q8_0: (32, 34)}
+
+
+def read_gguf_raw(path):
+    """Returns (metadata, tensors dict name → (ggml type, shape, uint8 array of its bytes)), the
+    bytes mapped from the file rather than read, so a large file costs little memory."""
+    buf = np.memmap(path, dtype=np.uint8, mode="r")
+    meta, infos = _gguf_layout(memoryview(buf), path)
+    tensors = {}
+    for name, shape, t, start in infos:
+        per, size = _BLOCKS[t]
+        tensors[name] = (t, shape, buf[start: start + int(np.prod(shape)) // per * size])
+    return meta, tensors
+
+
+def dequantize_q8_0(raw, shape):
+    """Q8_0 bytes (blocks of an f16 scale and 32 int8 values) → float32 array of `shape`."""
+    blocks = np.asarray(raw).reshape(-1, 34)
+    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)
+    return (q * scale).reshape(shape)
 
 
 def read_safetensors(path):

@@ -1,7 +1,11 @@
 // Writes a bound model back out as GGUF. Works from the typed weights (not the raw file), so
-// every source's conventions (HF's q/k order, per-expert tensors) are already normalised.
+// every source's conventions are normalised: per-expert tensors are stacked, HF's q/k rows are
+// reordered as they are read. Streams: each tensor is made when the writer reaches it, a block of
+// rows at a time, and its source pages are dropped once read, so memory does not grow with the
+// model.
 #include "smoe/convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -19,7 +23,7 @@ namespace smoe {
 namespace {
 
 // What a tensor is, for choosing its type.
-enum class Kind { Embedding, Output, Attn, AttnV, FfnGateUp, FfnDown, Router };
+enum class Kind { Embedding, Output, Attn, AttnQK, AttnV, FfnGateUp, FfnDown, Router };
 
 // Which dtype each written tensor gets: keep, one type for all, or a "_M" mix that gives the
 // most sensitive tensors (attention values and FFN down-projections of the first, last and every
@@ -49,50 +53,98 @@ struct TypePolicy {
   }
 };
 
+// One matrix to write: its rows in the interleaved-RoPE order, read from a source that may hold
+// them in HF's rotate-half order (then in groups of `head_dim` rows).
+struct SourceRows {
+  const Matrix* m;
+  int64_t head_dim = 0;  // > 0: row r is the source's row rotate_half_row(r, head_dim)
+  int64_t row(int64_t r) const { return head_dim > 0 ? rotate_half_row(r, head_dim) : r; }
+};
+
+// About this many bytes of source rows are converted, written and released at a time.
+constexpr size_t kBlockBytes = size_t{4} << 20;
+
+// Rows per block for one matrix: a whole number of reorder groups, so that the source rows a
+// block reads are the block's own rows.
+int64_t block_rows(const SourceRows& s, size_t out_row) {
+  const size_t row = std::max(s.m->row_bytes, out_row);
+  const int64_t group = std::max<int64_t>(s.head_dim, 1);
+  const int64_t groups = std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / row) / group);
+  return std::min(groups * group, s.m->rows);
+}
+
+// Declares each tensor to the writer and makes its bytes when the writer asks for them, a block of
+// rows at a time: memory holds one block, whatever the model's size, and each block's source
+// pages are dropped once it is written.
 struct Exporter {
   GgufWriter& w;
+  const WeightSource& source;
   TypePolicy policy;
   std::function<void(int64_t, int64_t, uint64_t)> progress;
   int64_t total = 0;
   ConvertSummary summary;
+  int64_t qk_head_dim = 0;  // > 0: q and k rows are HF's rotate-half rows (head_dim each)
 
   // Matrices stacked along a new outer dimension (one for a plain matrix).
   void add(const std::string& name, const std::vector<const Matrix*>& ms, Kind kind,
            int64_t layer = 0) {
     const Matrix& m0 = *ms[0];
     const auto [out, wanted] = policy.choose(kind, layer, m0);
-    std::vector<float> row(static_cast<size_t>(m0.cols)), back(row.size());
-    const size_t out_row = *dtype_bytes(out, m0.cols);
-    std::vector<uint8_t> buf(out_row * m0.rows * ms.size());
-    uint8_t* dst = buf.data();
-    double err = 0, norm = 0;
-    for (const Matrix* m : ms)
-      for (int64_t r = 0; r < m->rows; ++r, dst += out_row) {
-        if (out == m->dtype) {
-          standard_row(*m, r, reinterpret_cast<std::byte*>(dst));
-          continue;
-        }
-        matrix_row_to_f32(*m, r, row.data());
-        quant::quantize_row(out, row.data(), dst, m->cols);
-        quant::dequantize_row(out, dst, back.data(), m->cols);
-        for (int64_t i = 0; i < m->cols; ++i) {
-          err += static_cast<double>(row[i] - back[i]) * (row[i] - back[i]);
-          norm += static_cast<double>(row[i]) * row[i];
-        }
-      }
+    std::vector<SourceRows> rows;
+    for (const Matrix* m : ms) rows.push_back({m, kind == Kind::AttnQK ? qk_head_dim : 0});
     std::vector<int64_t> shape{m0.rows, m0.cols};
     if (ms.size() > 1) shape.insert(shape.begin(), static_cast<int64_t>(ms.size()));
-    w.add_tensor(name, out, shape, buf.data(), buf.size());
-    summary.tensors.push_back({name, std::string(dtype_name(out)),
-                               norm > 0 ? std::sqrt(err / norm) : 0.0, buf.size(),
+    const uint64_t nbytes = *dtype_bytes(out, m0.cols) * m0.rows * ms.size();
+    const size_t i = summary.tensors.size();
+    summary.tensors.push_back({name, std::string(dtype_name(out)), 0.0, nbytes,
                                wanted == out ? "" : std::string(dtype_name(wanted))});
-    done(buf.size());
+    w.add_streamed_tensor(name, out, shape, [this, rows, out, i, nbytes](GgufTensorSink& sink) {
+      summary.tensors[i].relative_rmse = write_rows(rows, out, sink);
+      done(nbytes);
+    });
   }
 
   void add_vector(const std::string& name, const float* v, int64_t n) {
-    w.add_tensor(name, DType::F32, {n}, v, static_cast<size_t>(n) * 4);
-    summary.tensors.push_back({name, "F32", 0.0, static_cast<uint64_t>(n) * 4, ""});
-    done(static_cast<uint64_t>(n) * 4);
+    const uint64_t nbytes = static_cast<uint64_t>(n) * 4;
+    summary.tensors.push_back({name, "F32", 0.0, nbytes, ""});
+    w.add_streamed_tensor(name, DType::F32, {n}, [this, v, nbytes](GgufTensorSink& sink) {
+      sink.write(v, nbytes);
+      done(nbytes);
+    });
+  }
+
+  // Writes the matrices' rows as `out`; returns the relative RMSE of the written values.
+  double write_rows(const std::vector<SourceRows>& ms, DType out, GgufTensorSink& sink) const {
+    const int64_t cols = ms[0].m->cols;
+    const size_t out_row = *dtype_bytes(out, cols);
+    std::vector<float> row(static_cast<size_t>(cols)), back(row.size());
+    std::vector<uint8_t> buf;
+    double err = 0, norm = 0;
+    for (const SourceRows& s : ms) {
+      const Matrix& m = *s.m;
+      const int64_t block = block_rows(s, out_row);
+      buf.resize(out_row * static_cast<size_t>(block));
+      for (int64_t r0 = 0; r0 < m.rows; r0 += block) {
+        const int64_t n = std::min(block, m.rows - r0);
+        uint8_t* dst = buf.data();
+        for (int64_t r = r0; r < r0 + n; ++r, dst += out_row) {
+          if (out == m.dtype) {
+            standard_row(m, s.row(r), reinterpret_cast<std::byte*>(dst));
+            continue;
+          }
+          matrix_row_to_f32(m, s.row(r), row.data());
+          quant::quantize_row(out, row.data(), dst, cols);
+          quant::dequantize_row(out, dst, back.data(), cols);
+          for (int64_t c = 0; c < cols; ++c) {
+            err += static_cast<double>(row[c] - back[c]) * (row[c] - back[c]);
+            norm += static_cast<double>(row[c]) * row[c];
+          }
+        }
+        sink.write(buf.data(), out_row * static_cast<size_t>(n));
+        source.release_pages(m.row(r0), m.row_bytes * static_cast<size_t>(n));
+      }
+    }
+    return norm > 0 ? std::sqrt(err / norm) : 0.0;
   }
 
   void done(uint64_t b) {
@@ -129,8 +181,8 @@ void write_layers(Exporter& ex, const ModelConfig& c, const ModelWeights& mw) {
     const std::string p = "blk." + std::to_string(l) + ".";
     ex.add_vector(p + "attn_norm.weight", lw.attn_norm, c.dim);
     const int64_t li = static_cast<int64_t>(l);
-    ex.add(p + "attn_q.weight", {&lw.wq}, Kind::Attn, li);
-    ex.add(p + "attn_k.weight", {&lw.wk}, Kind::Attn, li);
+    ex.add(p + "attn_q.weight", {&lw.wq}, Kind::AttnQK, li);
+    ex.add(p + "attn_k.weight", {&lw.wk}, Kind::AttnQK, li);
     ex.add(p + "attn_v.weight", {&lw.wv}, Kind::AttnV, li);
     ex.add(p + "attn_output.weight", {&lw.wo}, Kind::Attn, li);
     ex.add_vector(p + "ffn_norm.weight", lw.ffn_norm, c.dim);
@@ -181,25 +233,29 @@ ConvertSummary convert_model(const ConvertOptions& o) {
   ModelOptions mo;
   mo.path = o.input;
   mo.tokenizer_path = o.tokenizer_path;
-  auto model = Model::load(mo);
-  const Model::Impl& m = model->impl();
+  // HF's q and k rows are reordered as they are read, not copied for every layer up front.
+  const std::unique_ptr<Model::Impl> model = load_model_impl(mo, {.reorder_hf_qk = false});
+  const Model::Impl& m = *model;
   const ModelConfig& c = m.opened.config;
   GgufWriter w;
   write_config(w, c, std::filesystem::path(o.input).filename().string());
   Exporter ex{.w = w,
+              .source = *m.weights.source,
               .policy = parse_type(o.out_type, c.n_layers),
               .progress = o.progress,
               .total = 0,
-              .summary = {}};
+              .summary = {},
+              .qk_head_dim = m.weights.qk_rotate_half ? c.head_dim : 0};
   ex.total = 2 + (c.tied_embeddings ? 0 : 1) + c.n_layers * (c.is_moe() ? 10 : 9);
-  if (model->tokenizer()) {
-    write_tokenizer_gguf(*model->tokenizer(), w);
+  if (m.tokenizer) {
+    write_tokenizer_gguf(*m.tokenizer, w);
     ex.summary.has_tokenizer = true;
   }
   ex.add("token_embd.weight", {&m.weights.tok_embeddings}, Kind::Embedding);
   write_layers(ex, c, m.weights);
   ex.add_vector("output_norm.weight", m.weights.output_norm, c.dim);
   if (!c.tied_embeddings) ex.add("output.weight", {&m.weights.output}, Kind::Output);
+  // Each tensor is made here, when the writer reaches it.
   w.write(o.output);
   return ex.summary;
 }

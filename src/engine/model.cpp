@@ -135,8 +135,8 @@ void cache_experts(Model::Impl& m, const ModelOptions& opts) {
 
 }  // namespace
 
-std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
-  auto impl = std::make_unique<Impl>();
+std::unique_ptr<Model::Impl> load_model_impl(const ModelOptions& opts, const BindOptions& bind) {
+  auto impl = std::make_unique<Model::Impl>();
   LoadOptions lo;
   lo.use_mmap = opts.use_mmap || opts.mem_budget > 0;
   lo.mlock = opts.mlock;
@@ -151,7 +151,7 @@ std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
     lo.use_mmap = false;
     impl->opened = open_model(opts.path, lo);
   }
-  impl->weights = bind_weights(impl->opened.source, impl->opened.config, impl->opened.scheme);
+  impl->weights = bind_weights(impl->opened.source, impl->opened.config, impl->opened.scheme, bind);
   impl->info = describe(impl->opened);
   impl->info.decode_bytes_per_token = decode_bytes(impl->opened.config, impl->weights);
   if (budgeted)
@@ -163,7 +163,11 @@ std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
   if (impl->tokenizer && impl->tokenizer->n_vocab() > impl->opened.config.vocab_size)
     fail("tokenizer has {} pieces but the model's vocabulary has {}", impl->tokenizer->n_vocab(),
          impl->opened.config.vocab_size);
-  return std::shared_ptr<Model>(new Model(std::move(impl)));
+  return impl;
+}
+
+std::shared_ptr<Model> Model::load(const ModelOptions& opts) {
+  return std::shared_ptr<Model>(new Model(load_model_impl(opts, {})));
 }
 
 ExpertCacheStats Model::expert_stats() const {

@@ -19,4 +19,9 @@ struct Model::Impl {
 // ModelInfo of an opened model (tensor table included when it has weights).
 ModelInfo describe(const OpenedModel& m);
 
+// What Model::load does, with a say in how the weights are bound: a converter leaves HF's q/k
+// rows in place (BindOptions::reorder_hf_qk), which attention cannot compute with, so such an
+// Impl never becomes a Model.
+std::unique_ptr<Model::Impl> load_model_impl(const ModelOptions& opts, const BindOptions& bind);
+
 }  // namespace smoe

@@ -168,6 +168,7 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path, const LoadOpti
 std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
   std::unique_ptr<GgufFile> g(new GgufFile());
   g->file_ = std::move(file);
+  g->add_mapped_file(g->file_.get());
   const std::string& path = g->file_->path();
   ByteReader r(g->file_->data(), g->file_->size(), path);
   if (g->file_->size() < 4 || std::memcmp(g->file_->data(), "GGUF", 4) != 0)

@@ -16,7 +16,7 @@ constexpr uint64_t kAlignment = 32;
 
 class Out {
  public:
-  explicit Out(std::ofstream& f) : f_(f) {}
+  explicit Out(std::ostream& f) : f_(f) {}
   template <typename T>
   void put(T v) {
     f_.write(reinterpret_cast<const char*>(&v), sizeof(T));
@@ -37,7 +37,7 @@ class Out {
   uint64_t pos() const { return pos_; }
 
  private:
-  std::ofstream& f_;
+  std::ostream& f_;
   uint64_t pos_ = 0;
 };
 
@@ -207,8 +207,8 @@ void GgufWriter::set_i32_array(const std::string& k, const std::vector<int32_t>&
   set_value(k, a);
 }
 
-void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-                            const void* data, size_t nbytes) {
+uint64_t GgufWriter::check_new_tensor(const std::string& name, DType dtype,
+                                      const std::vector<int64_t>& shape) const {
   if (shape.empty() || shape.size() > 4)
     fail("GGUF writer: tensor '{}' needs 1..4 dimensions, has shape {}", name, shape_string(shape));
   int64_t numel = 1;
@@ -217,68 +217,119 @@ void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vec
       fail("GGUF writer: tensor '{}' has an invalid shape {}", name, shape_string(shape));
     numel *= d;
   }
-  const auto want = dtype_bytes(dtype, numel);
-  if (!want || *want != nbytes || !dtype_bytes(dtype, shape.back()))
-    fail("GGUF writer: tensor '{}' of shape {} and type {} cannot hold {} bytes", name,
-         shape_string(shape), dtype_name(dtype), nbytes);
+  const auto bytes = dtype_bytes(dtype, numel);
+  if (!bytes || !dtype_bytes(dtype, shape.back()))
+    fail("GGUF writer: tensor '{}' of shape {} cannot be of type {} (rows of whole blocks)", name,
+         shape_string(shape), dtype_name(dtype));
   for (const Tensor& t : tensors_)
     if (t.name == name) fail("GGUF writer: tensor '{}' added twice", name);
+  return *bytes;
+}
+
+void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                            const void* data, size_t nbytes) {
+  const uint64_t want = check_new_tensor(name, dtype, shape);
+  if (want != nbytes)
+    fail("GGUF writer: tensor '{}' of shape {} and type {} cannot hold {} bytes", name,
+         shape_string(shape), dtype_name(dtype), nbytes);
   const auto* p = static_cast<const uint8_t*>(data);
-  tensors_.push_back({name, dtype, shape, std::vector<uint8_t>(p, p + nbytes)});
+  tensors_.push_back({name, dtype, shape, want, std::vector<uint8_t>(p, p + nbytes), {}});
+}
+
+void GgufWriter::add_streamed_tensor(const std::string& name, DType dtype,
+                                     const std::vector<int64_t>& shape,
+                                     GgufTensorProducer produce) {
+  if (!produce) fail("GGUF writer: tensor '{}' has no producer", name);
+  const uint64_t bytes = check_new_tensor(name, dtype, shape);
+  tensors_.push_back({name, dtype, shape, bytes, {}, std::move(produce)});
+}
+
+void GgufTensorSink::write(const void* data, size_t nbytes) {
+  if (nbytes > expected_ - written_)
+    fail("GGUF writer: the producer of tensor '{}' wrote {} bytes, more than its {} bytes", name_,
+         written_ + nbytes, expected_);
+  out_.write(static_cast<const char*>(data), static_cast<std::streamsize>(nbytes));
+  written_ += nbytes;
+}
+
+// The tensor's bytes, then zeros up to the next multiple of the alignment.
+void GgufWriter::write_tensor_data(std::ostream& f, const Tensor& t,
+                                   const std::string& path) const {
+  if (t.produce) {
+    GgufTensorSink sink(f, t.name, t.nbytes);
+    t.produce(sink);
+    if (sink.written() != t.nbytes)
+      fail("GGUF writer: the producer of tensor '{}' ({} {}) wrote {} bytes, expected {}", t.name,
+           dtype_name(t.dtype), shape_string(t.shape), sink.written(), t.nbytes);
+  } else {
+    f.write(reinterpret_cast<const char*>(t.bytes.data()),
+            static_cast<std::streamsize>(t.bytes.size()));
+  }
+  static constexpr char kZeros[kAlignment] = {};
+  f.write(kZeros, static_cast<std::streamsize>((kAlignment - t.nbytes % kAlignment) % kAlignment));
+  if (!f) fail("failed writing '{}' at tensor '{}' (disk full?)", path, t.name);
 }
 
 void GgufWriter::write(const std::string& path) const {
   const std::string tmp = path + ".tmp";
+  const auto remove_tmp = [&] {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+  };
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) fail("cannot write '{}': {}", tmp, std::strerror(errno));
-    Out o(f);
-    o.put_bytes("GGUF", 4);
-    o.put<uint32_t>(3);
-    o.put<uint64_t>(tensors_.size());
-    // The writer's own alignment always wins over a copied general.alignment.
-    const auto n_align = std::count_if(
-        kv_.begin(), kv_.end(), [](const GgufKV& kv) { return kv.key == "general.alignment"; });
-    o.put<uint64_t>(kv_.size() - static_cast<size_t>(n_align) + 1);
-    o.put_string("general.alignment");
-    o.put<uint32_t>(static_cast<uint32_t>(GgufType::UINT32));
-    o.put<uint32_t>(static_cast<uint32_t>(kAlignment));
-    for (const GgufKV& kv : kv_) {
-      if (kv.key == "general.alignment") continue;
-      o.put_string(kv.key);
-      o.put<uint32_t>(static_cast<uint32_t>(kv.value.type));
-      put_value(o, kv.value);
-    }
-    uint64_t offset = 0;
-    for (const Tensor& t : tensors_) {
-      o.put_string(t.name);
-      o.put<uint32_t>(static_cast<uint32_t>(t.shape.size()));
-      for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it)
-        o.put<uint64_t>(static_cast<uint64_t>(*it));
-      o.put<uint32_t>(dtype_info(t.dtype).ggml_id);
-      o.put<uint64_t>(offset);
-      offset += (t.bytes.size() + kAlignment - 1) / kAlignment * kAlignment;
-    }
-    o.pad();
-    for (const Tensor& t : tensors_) {
-      o.put_bytes(t.bytes.data(), t.bytes.size());
-      o.pad();
-    }
-    f.flush();
-    f.close();
-    if (!f) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      fail("failed writing '{}' (disk full?)", tmp);
+    try {
+      write_header(f);
+      for (const Tensor& t : tensors_) write_tensor_data(f, t, tmp);
+      f.flush();
+      f.close();
+      if (!f) fail("failed writing '{}' (disk full?)", tmp);
+    } catch (...) {
+      f.close();
+      remove_tmp();
+      throw;
     }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
+    remove_tmp();
     fail("cannot rename '{}' to '{}': {}", tmp, path, ec.message());
   }
+}
+
+// Everything before the tensors' bytes: magic, counts, metadata, tensor infos (offsets from the
+// declared sizes), padding to the alignment.
+void GgufWriter::write_header(std::ostream& f) const {
+  Out o(f);
+  o.put_bytes("GGUF", 4);
+  o.put<uint32_t>(3);
+  o.put<uint64_t>(tensors_.size());
+  // The writer's own alignment always wins over a copied general.alignment.
+  const auto n_align = std::count_if(
+      kv_.begin(), kv_.end(), [](const GgufKV& kv) { return kv.key == "general.alignment"; });
+  o.put<uint64_t>(kv_.size() - static_cast<size_t>(n_align) + 1);
+  o.put_string("general.alignment");
+  o.put<uint32_t>(static_cast<uint32_t>(GgufType::UINT32));
+  o.put<uint32_t>(static_cast<uint32_t>(kAlignment));
+  for (const GgufKV& kv : kv_) {
+    if (kv.key == "general.alignment") continue;
+    o.put_string(kv.key);
+    o.put<uint32_t>(static_cast<uint32_t>(kv.value.type));
+    put_value(o, kv.value);
+  }
+  uint64_t offset = 0;
+  for (const Tensor& t : tensors_) {
+    o.put_string(t.name);
+    o.put<uint32_t>(static_cast<uint32_t>(t.shape.size()));
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it)
+      o.put<uint64_t>(static_cast<uint64_t>(*it));
+    o.put<uint32_t>(dtype_info(t.dtype).ggml_id);
+    o.put<uint64_t>(offset);
+    offset += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  }
+  o.pad();
 }
 
 }  // namespace smoe

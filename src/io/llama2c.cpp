@@ -10,6 +10,7 @@ std::unique_ptr<Llama2cSource> Llama2cSource::open(const std::string& path,
                                                    const LoadOptions& opts) {
   std::unique_ptr<Llama2cSource> s(new Llama2cSource());
   s->file_ = MappedFile::open(path, opts);
+  s->add_mapped_file(s->file_.get());
   const MappedFile& f = *s->file_;
   if (f.size() < 28) fail("{}: too short for a llama2.c checkpoint ({} bytes)", path, f.size());
   int32_t h[7];

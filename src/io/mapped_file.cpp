@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,6 +79,20 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(const std::string& name, cons
   std::memcpy(p, data, size);
   f->data_ = p;
   return f;
+}
+
+void MappedFile::release_pages(const std::byte* p, size_t n) const {
+  if (!mmapped_ || locked_ || n == 0) return;
+  constexpr uintptr_t kBehind = uintptr_t{2} << 20;  // what a fault may map again behind p
+  const auto base = reinterpret_cast<uintptr_t>(data_), at = reinterpret_cast<uintptr_t>(p);
+  if (at >= base + size_ || at + n <= base) return;
+  const uintptr_t begin = at > base + kBehind ? at - kBehind : base;
+  const uintptr_t end = std::min(at + n, base + size_);
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = begin / page * page, last = (end + page - 1) / page * page;
+  // The mapping is read-only and private: dropping its pages loses nothing. Only a hint, so a
+  // failure changes nothing but the memory the process holds.
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

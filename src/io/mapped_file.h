@@ -34,6 +34,16 @@ class MappedFile {
   const std::string& path() const { return path_; }
   bool is_mmapped() const { return mmapped_; }
   bool is_locked() const { return locked_; }  // mlock was asked for and succeeded
+  bool contains(const std::byte* p) const { return p >= data_ && p < data_ + size_; }
+
+  // For a reader going forward through the file, done with [p, p + n) (a converter reading each
+  // tensor once): a mapped file's pages over that range, whole pages widened outwards, leave the
+  // process's resident memory and come back from the file if touched again; so do the 2 MiB
+  // before p, because the kernel maps cached pages around each page fault (a large folio, a
+  // fault-around window: up to 2 MiB), and reading up to p may have mapped again the end of what
+  // was released before. The bytes never change. A no-op for bytes read into memory (--no-mmap,
+  // from_bytes), for locked pages, and for a range outside this file.
+  void release_pages(const std::byte* p, size_t n) const;
 
  private:
   MappedFile() = default;

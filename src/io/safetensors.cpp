@@ -174,6 +174,7 @@ void SafetensorsSource::add_file(std::shared_ptr<MappedFile> f) {
     if (it.key() == "__metadata__") continue;
     add_tensor(parse_entry(*f, it.key(), it.value(), data_start));
   }
+  add_mapped_file(f.get());
   files_.push_back(std::move(f));
 }
 

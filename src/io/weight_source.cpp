@@ -1,12 +1,18 @@
 #include "io/weight_source.h"
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 
 namespace smoe {
 
 const TensorView* WeightSource::find(std::string_view name) const {
   auto it = index_.find(std::string(name));
   return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+void WeightSource::release_pages(const std::byte* data, size_t n) const {
+  for (const MappedFile* f : mapped_)
+    if (f->contains(data)) f->release_pages(data, n);
 }
 
 void WeightSource::add_tensor(TensorView t) {

@@ -13,6 +13,8 @@
 
 namespace smoe {
 
+class MappedFile;
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
@@ -23,11 +25,20 @@ class WeightSource {
   const TensorView* find(std::string_view name) const;
   // The tensor whose bytes hold [p, p + n), or nullptr (e.g. bytes copied out of the file).
   const TensorView* containing(const std::byte* p, size_t n) const;
+  // Done with the bytes [data, data + n) of a tensor for now: where they lie in a mapped file,
+  // its pages leave the process's resident memory (MappedFile::release_pages). Bytes read into
+  // memory, and bytes that are not the source's, stay as they are.
+  void release_pages(const std::byte* data, size_t n) const;
 
  protected:
   void add_tensor(TensorView t);  // rejects a duplicate name with smoe::Error
+  // A file the views point into, for release_pages; the subclass keeps it alive.
+  void add_mapped_file(const MappedFile* f) { mapped_.push_back(f); }
   std::vector<TensorView> tensors_;
   std::unordered_map<std::string, size_t> index_;
+
+ private:
+  std::vector<const MappedFile*> mapped_;
 };
 
 }  // namespace smoe

@@ -51,16 +51,11 @@ class Binder {
     return v.data();
   }
 
-  // Rows of a rotate-half (HF) q or k weight reordered into interleaved pairs:
-  // interleaved row (h, 2j+s) = HF row (h, s·head_dim/2 + j).
-  Matrix unpermute_rows(const Matrix& m, int64_t n_heads, int64_t head_dim) {
+  // Rows of a rotate-half (HF) q or k weight reordered into interleaved pairs.
+  Matrix unpermute_rows(const Matrix& m, int64_t head_dim) {
     std::vector<std::byte>& buf = out_.owned_bytes.emplace_back(m.row_bytes * m.rows);
-    for (int64_t h = 0; h < n_heads; ++h)
-      for (int64_t j = 0; j < head_dim / 2; ++j)
-        for (int64_t s = 0; s < 2; ++s) {
-          const int64_t dst = h * head_dim + 2 * j + s, src = h * head_dim + s * head_dim / 2 + j;
-          std::memcpy(buf.data() + dst * m.row_bytes, m.row(src), m.row_bytes);
-        }
+    for (int64_t r = 0; r < m.rows; ++r)
+      std::memcpy(buf.data() + r * m.row_bytes, m.row(rotate_half_row(r, head_dim)), m.row_bytes);
     Matrix p = m;
     p.data = buf.data();
     return p;
@@ -109,9 +104,10 @@ void bind_ffn(Binder& b, const ModelConfig& c, NameScheme scheme, int l, LayerWe
 }  // namespace
 
 ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelConfig& c,
-                          NameScheme scheme) {
+                          NameScheme scheme, const BindOptions& opts) {
   ModelWeights w;
   w.source = src;
+  w.qk_rotate_half = scheme == NameScheme::HuggingFace && !opts.reorder_hf_qk;
   Binder b(*src, scheme, w);
   w.tok_embeddings = b.matrix(WeightRole::TokEmbd, 0, c.vocab_size, c.dim);
   w.output_norm = b.vector_f32(WeightRole::OutputNorm, 0, c.dim);
@@ -124,9 +120,9 @@ ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelCo
     lw.wk = b.matrix(WeightRole::Wk, l, c.kv_dim(), c.dim);
     lw.wv = b.matrix(WeightRole::Wv, l, c.kv_dim(), c.dim);
     lw.wo = b.matrix(WeightRole::Wo, l, c.dim, c.q_dim());
-    if (scheme == NameScheme::HuggingFace) {
-      lw.wq = b.unpermute_rows(lw.wq, c.n_heads, c.head_dim);
-      lw.wk = b.unpermute_rows(lw.wk, c.n_kv_heads, c.head_dim);
+    if (scheme == NameScheme::HuggingFace && opts.reorder_hf_qk) {
+      lw.wq = b.unpermute_rows(lw.wq, c.head_dim);
+      lw.wk = b.unpermute_rows(lw.wk, c.head_dim);
     }
     lw.ffn_norm = b.vector_f32(WeightRole::FfnNorm, l, c.dim);
     bind_ffn(b, c, scheme, l, lw);

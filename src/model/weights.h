@@ -45,13 +45,30 @@ struct ModelWeights {
   std::deque<std::unique_ptr<std::byte, void (*)(void*)>> owned_reads;  // read_resident's
   // Under a memory budget: the experts' home (their matrices above stay views of the file).
   std::shared_ptr<ExpertStore> expert_store;
+  // wq and wk are views of HF's rotate-half rows, not yet in interleaved order
+  // (BindOptions::reorder_hf_qk false): interleaved row r is their row rotate_half_row(r, ...).
+  bool qk_rotate_half = false;
+};
+
+struct BindOptions {
+  // With NameScheme::HuggingFace: copy q and k rows into interleaved-RoPE order, what attention
+  // computes with. A converter, which reads each row once, leaves them in place (and does not
+  // hold a copy of every layer's q and k) and reorders them as it reads.
+  bool reorder_hf_qk = true;
 };
 
 // Binds and checks every tensor. Errors name the tensor, the source and expected vs actual.
 // With NameScheme::HuggingFace, q and k rows are permuted from rotate-half to interleaved RoPE
 // order (k with the KV head count) so all sources compute identically.
 ModelWeights bind_weights(std::shared_ptr<const WeightSource> src, const ModelConfig& cfg,
-                          NameScheme scheme);
+                          NameScheme scheme, const BindOptions& opts = {});
+
+// The rotate-half (HF) row holding interleaved-RoPE row `r` of a q or k weight:
+// interleaved row (h, 2j+s) = HF row (h, s·head_dim/2 + j).
+inline int64_t rotate_half_row(int64_t r, int64_t head_dim) {
+  const int64_t h = r / head_dim, i = r % head_dim;
+  return h * head_dim + (i % 2) * (head_dim / 2) + i / 2;
+}
 
 // Rearranges in place every matrix for which choose() names a layout other than the file's
 // (kernels/layout.h), so that the kernels read it without rearranging it at every call; returns

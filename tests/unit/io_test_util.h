@@ -68,6 +68,15 @@ std::string error_of(F&& f) {
   return "";
 }
 
+// Resident memory of this process in KiB (Linux).
+inline long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
 inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }

@@ -1,7 +1,9 @@
-// GGUF: writer -> reader round trips of every value type and several tensor types, typed getters,
-// and malformed files (built by hand) that must each fail with a clear smoe::Error.
+// GGUF: writer -> reader round trips of every value type and several tensor types (copied and
+// streamed), typed getters, and malformed files (built by hand) that must each fail with a clear
+// smoe::Error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -196,6 +198,97 @@ TEST(Gguf, CopyingAFileThroughTheWriterIsByteIdentical) {
   EXPECT_EQ(read_all(d / "a.gguf"), read_all(d / "b.gguf"));
 }
 
+// The same metadata and tensors as writer_with_everything(), each tensor streamed in pieces of
+// `piece` bytes; `calls` records the order in which the producers run.
+GgufWriter streaming_writer(size_t piece, std::vector<std::string>* calls) {
+  GgufWriter w;
+  for (const GgufKV& kv : every_value()) w.set_value(kv.key, kv.value);
+  for (const TestTensor& t : some_tensors())
+    w.add_streamed_tensor(t.name, t.dtype, t.shape, [t, piece, calls](GgufTensorSink& sink) {
+      calls->push_back(t.name);
+      for (size_t at = 0; at < t.bytes.size(); at += piece)
+        sink.write(t.bytes.data() + at, std::min(piece, t.bytes.size() - at));
+      EXPECT_EQ(sink.written(), t.bytes.size());
+    });
+  return w;
+}
+
+TEST(Gguf, StreamedTensorsWriteTheSameBytesAsCopiedOnes) {
+  TempDir d;
+  writer_with_everything().write(d / "copied.gguf");
+  std::vector<std::string> want;
+  for (const TestTensor& t : some_tensors()) want.push_back(t.name);
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{1} << 20}) {
+    std::vector<std::string> calls;
+    const GgufWriter w = streaming_writer(piece, &calls);
+    EXPECT_TRUE(calls.empty()) << "a producer ran before write()";
+    w.write(d / "streamed.gguf");
+    EXPECT_EQ(calls, want) << "each producer once, in the tensors' order";
+    EXPECT_EQ(read_all(d / "copied.gguf"), read_all(d / "streamed.gguf")) << "pieces of " << piece;
+  }
+}
+
+TEST(Gguf, StreamedAndCopiedTensorsMix) {
+  TempDir d;
+  const auto tensors = some_tensors();
+  GgufWriter w;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TestTensor& t = tensors[i];
+    if (i % 2)
+      w.add_tensor(t.name, t.dtype, t.shape, t.bytes.data(), t.bytes.size());
+    else
+      w.add_streamed_tensor(t.name, t.dtype, t.shape,
+                            [&t](GgufTensorSink& s) { s.write(t.bytes.data(), t.bytes.size()); });
+  }
+  w.write(d / "mixed.gguf");
+  auto g = GgufFile::open(d / "mixed.gguf");
+  ASSERT_EQ(g->tensors().size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i)
+    EXPECT_EQ(std::memcmp(g->tensors()[i].data, tensors[i].bytes.data(), tensors[i].bytes.size()),
+              0)
+        << tensors[i].name;
+}
+
+TEST(Gguf, AProducerWritingTheWrongByteCountFailsAndLeavesNoFile) {
+  TempDir d;
+  const std::string p = d / "bad.gguf";
+  const Bytes b(40, 1);  // one byte more than an f32 tensor of 3·3 values
+  const auto writer = [&](size_t n) {
+    GgufWriter w;
+    w.add_tensor("before", DType::F32, {2}, b.data(), 8);
+    w.add_streamed_tensor("blk.0.w", DType::F32, {3, 3},
+                          [&b, n](GgufTensorSink& s) { s.write(b.data(), n); });
+    return w;
+  };
+  EXPECT_EQ(error_of([&] { writer(35).write(p); }),
+            "GGUF writer: the producer of tensor 'blk.0.w' (F32 [3, 3]) wrote 35 bytes, expected "
+            "36");
+  EXPECT_FALSE(fs::exists(p));
+  EXPECT_FALSE(fs::exists(p + ".tmp"));
+  EXPECT_EQ(error_of([&] { writer(40).write(p); }),
+            "GGUF writer: the producer of tensor 'blk.0.w' wrote 40 bytes, more than its 36 bytes");
+  EXPECT_FALSE(fs::exists(p));
+  EXPECT_FALSE(fs::exists(p + ".tmp"));
+  // A producer's own error passes through, and no file is left either.
+  GgufWriter w;
+  w.add_streamed_tensor("t", DType::F32, {1}, [](GgufTensorSink&) { fail("source unreadable"); });
+  EXPECT_EQ(error_of([&] { w.write(p); }), "source unreadable");
+  EXPECT_FALSE(fs::exists(p + ".tmp"));
+  // Declaring is checked as for copied tensors.
+  EXPECT_TRUE(contains(error_of([&] { w.add_streamed_tensor("t", DType::F32, {1}, {}); }),
+                       "'t' has no producer"));
+  EXPECT_TRUE(contains(
+      error_of([&] { w.add_streamed_tensor("t", DType::F32, {1}, [](GgufTensorSink&) {}); }),
+      "'t' added twice"));
+  EXPECT_TRUE(contains(
+      error_of([&] { w.add_streamed_tensor("q", DType::Q4_0, {16}, [](GgufTensorSink&) {}); }),
+      "'q' of shape [16] cannot be of type Q4_0"));
+  // The file is written as well as it can be: an existing file is untouched by a failure.
+  write_all(p, Bytes(10, 7));
+  EXPECT_NE(error_of([&] { writer(0).write(p); }), "");
+  EXPECT_EQ(read_all(p), Bytes(10, 7));
+}
+
 TEST(Gguf, TypedSettersAndGetters) {
   GgufWriter w;
   w.set_u32("u32", 7);
@@ -308,15 +401,6 @@ TEST(Gguf, WriteReplacesAnExistingFile) {
   w.write(p);
   EXPECT_EQ(*GgufFile::open(p)->get_int("a"), 1);
   EXPECT_FALSE(fs::exists(p + ".tmp"));
-}
-
-// Resident memory of this process in KiB (Linux).
-long rss_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
 }
 
 TEST(Gguf, OpeningDoesNotCopyTheWeights) {

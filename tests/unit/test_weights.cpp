@@ -1,6 +1,8 @@
 // Loading checks: every missing or misshaped tensor is named, with expected vs actual.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "../support/memory_source.h"
 #include "core/error.h"
 #include "model/config.h"
@@ -44,6 +46,31 @@ TEST(Weights, TiedOutputUsesTheEmbedding) {
   src->drop("output.weight");
   ModelWeights w = bind_weights(src, c, NameScheme::Gguf);
   EXPECT_EQ(w.output.data, w.tok_embeddings.data);
+}
+
+TEST(Weights, HfQkRowsLeftInPlaceAreTheReorderedRowsThroughRotateHalfRow) {
+  const ModelConfig c = test::tiny_mixtral();
+  auto src = test::make_model(c, NameScheme::HuggingFace);
+  const ModelWeights copied = bind_weights(src, c, NameScheme::HuggingFace);
+  const ModelWeights in_place =
+      bind_weights(src, c, NameScheme::HuggingFace, {.reorder_hf_qk = false});
+  EXPECT_FALSE(copied.qk_rotate_half);
+  EXPECT_TRUE(in_place.qk_rotate_half);
+  EXPECT_FALSE(copied.owned_bytes.empty());
+  EXPECT_TRUE(in_place.owned_bytes.empty());
+  for (size_t l = 0; l < copied.layers.size(); ++l) {
+    const LayerWeights &a = copied.layers[l], &b = in_place.layers[l];
+    EXPECT_EQ(b.wq.data,
+              src->find("model.layers." + std::to_string(l) + ".self_attn.q_proj.weight")->data);
+    for (const auto& [x, y] : {std::pair{&a.wq, &b.wq}, std::pair{&a.wk, &b.wk}})
+      for (int64_t r = 0; r < x->rows; ++r)
+        EXPECT_EQ(std::memcmp(x->row(r), y->row(rotate_half_row(r, c.head_dim)), x->row_bytes), 0)
+            << "layer " << l << " row " << r;
+  }
+  // A GGUF source has nothing to reorder.
+  EXPECT_FALSE(bind_weights(test::make_model(c, NameScheme::Gguf), c, NameScheme::Gguf,
+                            {.reorder_hf_qk = false})
+                   .qk_rotate_half);
 }
 
 TEST(Config, MixtralParameterCounts) {
