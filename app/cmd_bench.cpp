@@ -182,7 +182,9 @@ int run_bench(const BenchFlags& f) {
     if (f.model.model.empty()) return 0;
   }
   if (f.model.model.empty()) throw UsageError("bench needs -m MODEL (or --bandwidth alone)");
+  const auto load_start = std::chrono::steady_clock::now();
   auto model = Model::load(f.model.options());
+  const double load_s = seconds(load_start);
   int max_len = 1;
   for (int p : f.pp) max_len = std::max(max_len, p);
   for (int t : f.tg) max_len = std::max(max_len, t);
@@ -232,6 +234,7 @@ int run_bench(const BenchFlags& f) {
                      {"decode_bytes_per_token", info.decode_bytes_per_token},
                      {"repacked_bytes", info.repacked_bytes},
                      {"peak_rss_bytes", peak_rss_bytes()},
+                     {"load_s", load_s},
                      {"expert_cache", expert_cache_json(info, r)}});
     std::printf("%s\n", arr.dump(2).c_str());
     return 0;
@@ -240,7 +243,7 @@ int run_bench(const BenchFlags& f) {
               info.path.c_str(), human_count(info.total_params).c_str(),
               human_bytes(info.weight_bytes).c_str(), ctx.n_threads(), ctx.backend_name(),
               f.model.no_mmap ? "no" : "yes", human_bytes(info.repacked_bytes).c_str());
-  std::printf("weights read per decoded token: %s\n",
+  std::printf("loaded in %.1fs; weights read per decoded token: %s\n", load_s,
               human_bytes(info.decode_bytes_per_token).c_str());
   if (info.expert_slots > 0)
     std::printf("memory budget: %s: %s resident, %lld expert slots of %s\n",
