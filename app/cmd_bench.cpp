@@ -174,6 +174,32 @@ void print_expert_cache(const Result& r) {
       per_token(static_cast<double>(r.cache.static_misses) * expert).c_str());
 }
 
+// The results as llama-bench's JSON keys, and smoe's own.
+void print_json(const BenchFlags& f, const ModelInfo& info, const Context& ctx,
+                const std::vector<Result>& results, double load_s) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const Result& r : results)
+    arr.push_back({{"model_filename", info.path},
+                   {"model_size", info.weight_bytes},
+                   {"model_n_params", info.total_params},
+                   {"n_threads", ctx.n_threads()},
+                   {"n_prompt", r.n_prompt},
+                   {"n_gen", r.n_gen},
+                   {"n_seqs", f.seqs},
+                   {"n_depth", f.depth},
+                   {"test", r.test},
+                   {"avg_ts", r.mean()},
+                   {"stddev_ts", r.sd()},
+                   {"samples_ts", r.ts},
+                   {"backend", ctx.backend_name()},
+                   {"decode_bytes_per_token", info.decode_bytes_per_token},
+                   {"repacked_bytes", info.repacked_bytes},
+                   {"peak_rss_bytes", peak_rss_bytes()},
+                   {"load_s", load_s},
+                   {"expert_cache", expert_cache_json(info, r)}});
+  std::printf("%s\n", arr.dump(2).c_str());
+}
+
 int run_bench(const BenchFlags& f) {
   if (!f.tokenize_file.empty()) return bench_tokenizer(f);
   if (f.bandwidth) {
@@ -216,27 +242,7 @@ int run_bench(const BenchFlags& f) {
 
   const ModelInfo& info = model->info();
   if (f.json) {
-    nlohmann::json arr = nlohmann::json::array();
-    for (const Result& r : results)
-      arr.push_back({{"model_filename", info.path},
-                     {"model_size", info.weight_bytes},
-                     {"model_n_params", info.total_params},
-                     {"n_threads", ctx.n_threads()},
-                     {"n_prompt", r.n_prompt},
-                     {"n_gen", r.n_gen},
-                     {"n_seqs", f.seqs},
-                     {"n_depth", f.depth},
-                     {"test", r.test},
-                     {"avg_ts", r.mean()},
-                     {"stddev_ts", r.sd()},
-                     {"samples_ts", r.ts},
-                     {"backend", ctx.backend_name()},
-                     {"decode_bytes_per_token", info.decode_bytes_per_token},
-                     {"repacked_bytes", info.repacked_bytes},
-                     {"peak_rss_bytes", peak_rss_bytes()},
-                     {"load_s", load_s},
-                     {"expert_cache", expert_cache_json(info, r)}});
-    std::printf("%s\n", arr.dump(2).c_str());
+    print_json(f, info, ctx, results, load_s);
     return 0;
   }
   std::printf("model: %s (%s, %s weights)\nthreads: %d, backend: %s, mmap: %s, repacked: %s\n",

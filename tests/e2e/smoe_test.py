@@ -31,6 +31,15 @@ def smoe(*args, stdin=None, check=True, timeout=300):
     return r
 
 
+def logits(model, ids, *extra):
+    """`smoe logits` of the token ids as a numpy array (positions × vocab)."""
+    import tempfile
+    import numpy as np
+    with tempfile.NamedTemporaryFile(suffix=".npy") as f:
+        smoe("logits", "-m", model, "--ids", " ".join(map(str, ids)), "--out", f.name, *extra)
+        return np.load(f.name)
+
+
 class Checks:
     """Counts checks and prints the closing line CI reads."""
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from smoe_test import SOURCE, Checks, skip, smoe
+from smoe_test import SOURCE, Checks, logits, skip, smoe
 
 try:
     import numpy as np
@@ -24,12 +24,6 @@ except ImportError:
     skip("python3-numpy is not installed")
 
 c = Checks()
-
-
-def logits(model, ids, *extra):
-    with tempfile.NamedTemporaryFile(suffix=".npy") as f:
-        smoe("logits", "-m", model, "--ids", " ".join(map(str, ids)), "--out", f.name, *extra)
-        return np.load(f.name)
 
 
 def bench(model, *extra):

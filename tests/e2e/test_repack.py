@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 
+import smoe_test
 from smoe_test import SOURCE, Checks, skip, smoe
 
 try:
@@ -25,9 +26,7 @@ c = Checks()
 
 
 def logits(model, ids, *extra):
-    with tempfile.NamedTemporaryFile(suffix=".npy") as f:
-        smoe("logits", "-m", model, "--ids", " ".join(map(str, ids)), "--out", f.name, "--no-mmap", *extra)
-        return np.load(f.name)
+    return smoe_test.logits(model, ids, "--no-mmap", *extra)
 
 
 def repacked_bytes(model, *extra):
