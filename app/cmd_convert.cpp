@@ -1,9 +1,11 @@
 // smoe convert IN OUT.gguf: any model smoe reads, written as one GGUF file.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <string>
 
 #include "commands.h"
 #include "common.h"
@@ -98,11 +100,9 @@ void add_convert_command(CLI::App& app, Runner& run) {
 
 void add_quantize_command(CLI::App& app, Runner& run) {
   auto f = std::make_shared<ConvertFlags>();
-  auto* cmd =
-      add_common(app, "quantize",
-                 "Quantize a model to GGUF: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, "
-                 "Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M (router and norms stay f32)",
-                 *f);
+  static const std::string about =
+      fmt::format("Quantize a model to GGUF: {} (router and norms stay f32)", kOutputTypes);
+  auto* cmd = add_common(app, "quantize", about.c_str(), *f);
   cmd->add_option("--type", f->opts.out_type, "output type or mix")->required();
   cmd->callback([&run, f] { run = [f] { return run_convert(*f, "quantizing"); }; });
 }

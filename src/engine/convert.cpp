@@ -221,10 +221,7 @@ TypePolicy parse_type(const std::string& name, int64_t n_layers) {
   }
   const auto t = dtype_from_name(base);
   if (!t || !quant::can_quantize(*t))
-    fail(
-        "output type '{}' is not one smoe writes (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
-        "Q4_K, Q5_K, Q6_K, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M)",
-        name);
+    fail("output type '{}' is not one smoe writes ({})", name, kOutputTypes);
   p.base = *t;
   return p;
 }
