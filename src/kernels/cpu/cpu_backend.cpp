@@ -98,7 +98,11 @@ void CpuBackend::check_scratch(const Matrix& w, int64_t n, const ThreadPool& poo
 }
 
 bool CpuBackend::strip_ok(const Matrix& w, int64_t n) const {
-  return strip_ && n >= kStripMinTokens && w.cols % 32 == 0 && cpu::strip_supported(w.dtype);
+  // Rows in another layout than the file's have no per-row integer path on an instruction set
+  // without a small-batch kernel for them: the strips take them at any batch size, so that they
+  // see the same 8-bit activations as the file's rows would.
+  const int64_t min_tokens = w.layout == MatrixLayout::Rows ? kStripMinTokens : 1;
+  return strip_ && n >= min_tokens && w.cols % 32 == 0 && cpu::strip_supported(w.dtype);
 }
 
 void CpuBackend::matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
