@@ -99,11 +99,7 @@ std::string size_text(uint64_t b) {
 void cache_experts(Model::Impl& m, const ModelOptions& opts) {
   ModelWeights& w = m.weights;
   const uint64_t slot = ExpertStore::slot_bytes(w.layers);
-  uint64_t fixed = 0;  // what read_resident will read, and the norms already copied
-  for (const LayerWeights& l : w.layers)
-    for (const Matrix* x : {&l.wq, &l.wk, &l.wv, &l.wo, &l.router}) fixed += x->row_bytes * x->rows;
-  fixed += w.tok_embeddings.row_bytes * w.tok_embeddings.rows;
-  if (w.output.data != w.tok_embeddings.data) fixed += w.output.row_bytes * w.output.rows;
+  const uint64_t fixed = resident_bytes(w);  // what read_resident will read
   const int64_t per_token = std::max<int64_t>(1, m.opened.config.n_experts_used);
   if (opts.mem_budget < fixed + slot)
     fail(

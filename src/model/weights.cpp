@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "io/file_reader.h"
@@ -149,6 +150,21 @@ uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&), b
   return bytes;
 }
 
+std::vector<Matrix*> resident_matrices(ModelWeights& w) {
+  std::vector<Matrix*> v{&w.tok_embeddings, &w.output};
+  for (LayerWeights& l : w.layers)
+    for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.router}) v.push_back(m);
+  return v;
+}
+
+uint64_t resident_bytes(ModelWeights& w) {
+  std::unordered_set<const std::byte*> seen;
+  uint64_t total = 0;
+  for (const Matrix* m : resident_matrices(w))
+    if (m->rows > 0 && seen.insert(m->data).second) total += m->row_bytes * m->rows;
+  return total;
+}
+
 uint64_t read_resident(ModelWeights& w, bool direct_io) {
   std::unordered_map<std::string, std::unique_ptr<FileReader>> readers;
   std::unordered_map<const std::byte*, const std::byte*> moved;  // the tied head follows
@@ -172,10 +188,7 @@ uint64_t read_resident(ModelWeights& w, bool direct_io) {
     m.data = p;
     total += n;
   };
-  pull(w.tok_embeddings);
-  pull(w.output);
-  for (LayerWeights& l : w.layers)
-    for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.router}) pull(*m);
+  for (Matrix* m : resident_matrices(w)) pull(*m);
   return total;
 }
 

@@ -79,9 +79,16 @@ inline int64_t rotate_half_row(int64_t r, int64_t head_dim) {
 // `experts` false: the experts keep theirs (they live in an ExpertStore, which lays them out).
 uint64_t adopt_layouts(ModelWeights& w, MatrixLayout (*choose)(const Matrix&), bool experts = true);
 
-// Reads every matrix but the experts' (embeddings, attention, routers, output head) from the
-// files into memory the model owns, with positioned reads, and points the matrices there; returns
-// the bytes read. Matrices already copied out of the files are left as they are.
+// Every matrix but the experts': embeddings, output head (the embedding again when tied),
+// attention, routers. What every token uses, so what stays resident under a memory budget.
+std::vector<Matrix*> resident_matrices(ModelWeights& w);
+
+// Their bytes, a tied head counted once.
+uint64_t resident_bytes(ModelWeights& w);
+
+// Reads resident_matrices(w) from the files into memory the model owns, with positioned reads,
+// and points the matrices there; returns the bytes read. Matrices already copied out of the
+// files are left as they are.
 uint64_t read_resident(ModelWeights& w, bool direct_io);
 
 }  // namespace smoe
