@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace smoe {
@@ -15,6 +16,14 @@ struct LoadOptions {
   bool mlock = false;  // lock the pages in RAM (mmap or buffer); failure is a warning, not an error
   // Reading without mmap: called as bytes arrive (done, total). Optional.
   std::function<void(uint64_t, uint64_t)> progress;
+  // Reading without mmap: bytes per read (rounded down to a multiple of 4096, at least 4096).
+  size_t read_chunk = size_t{64} << 20;
+  // Reading without mmap: true reads around the page cache (O_DIRECT where the file system
+  // allows, else dropping the cache's pages as they are copied), so that a file larger than half
+  // the memory is not held twice, in the page cache and here, evicting itself as it is read;
+  // false reads through the cache and leaves it there (a second load of a smaller file comes
+  // from memory). Unset: true for files larger than half the physical memory.
+  std::optional<bool> bypass_cache;
 };
 
 class MappedFile {
@@ -47,6 +56,8 @@ class MappedFile {
 
  private:
   MappedFile() = default;
+  // Reads the whole file (open as fd, f.size_ > 0) into memory in opts.read_chunk pieces.
+  static void read_whole(MappedFile& f, int fd, const LoadOptions& opts);
   std::string path_;
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
