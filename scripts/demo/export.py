@@ -2,7 +2,7 @@
 
   params.json                  dim, n_layers, head_dim, hidden_dim, n_heads, n_kv_heads, norm_eps,
                                vocab_size, rope_theta, moe {num_experts, num_experts_per_tok}
-  consolidated.safetensors     float32, Mistral names, Linear weights (out, in)
+  consolidated.safetensors     float32 (or float16), Mistral names, Linear weights (out, in)
   tokenizer.model              the SentencePiece BPE model
   heldout.jsonl                {"prompt", "answer", "torch"} per held-out problem ("torch" = the
                                PyTorch greedy answer of the exported weights)
@@ -23,12 +23,15 @@ import infer  # noqa: E402
 import safetensors_io  # noqa: E402
 
 
-def export(model, sp, out: str, tokenizer_path: str, heldout, info: dict) -> None:
+def export(model, sp, out: str, tokenizer_path: str, heldout, dtype: str, info: dict) -> None:
+    """dtype "f16" writes float16 tensors: the model's weights must already be float16 values."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "params.json"), "w") as f:
         json.dump(model.p.to_json(), f, indent=2)
         f.write("\n")
     tensors = {k: v.numpy() for k, v in model.consolidated_state().items()}
+    if dtype == "f16":
+        tensors = {k: v.astype("float16") for k, v in tensors.items()}
     safetensors_io.write(os.path.join(out, "consolidated.safetensors"), tensors,
                          {"format": "pt", "description": "smoe demo MoE (see demo.json)"})
     shutil.copyfile(tokenizer_path, os.path.join(out, "tokenizer.model"))

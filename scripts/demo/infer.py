@@ -97,10 +97,10 @@ def load_exported(model_dir: str) -> tuple[Transformer, spm.SentencePieceProcess
     state = {}
     for name, ref in expected.items():
         arr = tensors[name]
-        if list(arr.shape) != list(ref.shape) or arr.dtype != np.float32:
+        if list(arr.shape) != list(ref.shape) or arr.dtype not in (np.float32, np.float16):
             raise ValueError(f"{model_dir}: tensor '{name}' is {arr.dtype} {list(arr.shape)}, "
-                             f"expected float32 {list(ref.shape)}")
-        state[name] = torch.from_numpy(arr.copy())
+                             f"expected float32 or float16 {list(ref.shape)}")
+        state[name] = torch.from_numpy(arr.astype(np.float32))
     model.load_state_dict(state)
     model.eval()
     sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "tokenizer.model"))

@@ -1,5 +1,5 @@
-"""The demo model's forward pass in numpy alone (float32 weights, float64 arithmetic), read from
-the exported files: an oracle for engine tests on machines without PyTorch. Same computation as
+"""The demo model's forward pass in numpy alone (float32 or float16 weights, float64 arithmetic), read
+from the exported files: an oracle for engine tests on machines without PyTorch. Same computation as
 model.py (see its docstring); model.py and this file are checked against each other by
 tests/golden/test_demo_model.py when torch is installed.
 """
@@ -18,7 +18,8 @@ class NumpyModel:
     def __init__(self, model_dir: str):
         with open(os.path.join(model_dir, "params.json")) as f:
             self.p = json.load(f)
-        self.w, _ = safetensors_io.read(os.path.join(model_dir, "consolidated.safetensors"))
+        w, _ = safetensors_io.read(os.path.join(model_dir, "consolidated.safetensors"))
+        self.w = {k: v.astype(np.float64) for k, v in w.items()}  # exact for float32 and float16
         p = self.p
         if p["n_heads"] % p["n_kv_heads"] != 0 or p["head_dim"] % 2 != 0:
             raise ValueError(f"{model_dir}/params.json: unsupported heads {p}")

@@ -55,6 +55,8 @@ def parse_args():
     a.add_argument("--vocab-size", type=int, default=284)
     a.add_argument("--heldout-per-kind", type=int, default=250)
     a.add_argument("--val-per-kind", type=int, default=100)
+    a.add_argument("--export-dtype", choices=("f32", "f16"), default="f32",
+                   help="f16: weights rounded to float16 before the final evaluation and export")
     return a.parse_args()
 
 
@@ -185,10 +187,15 @@ def main():
             log.append({"step": step + 1, "val": acc})
             print(f"  val accuracy {acc}", flush=True)
     train_seconds = time.time() - t_train
+    if args.export_dtype == "f16":
+        with torch.no_grad():
+            for prm in model.parameters():
+                prm.copy_(prm.half().float())
 
     acc = accuracy(model, sp, heldout)
     print(f"held-out accuracy {acc}", flush=True)
-    export.export(model, sp, args.out, os.path.join(args.work, "tokenizer.model"), heldout, {
+    export.export(model, sp, args.out, os.path.join(args.work, "tokenizer.model"), heldout,
+                  args.export_dtype, {
         "seed": args.seed,
         "command": "/usr/bin/python3 " + " ".join(sys.argv),
         "args": vars(args),

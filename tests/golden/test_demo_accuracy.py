@@ -2,8 +2,8 @@
 held-out problems through the C++ engine as accurately as it did in PyTorch: within 1 point in
 f32 and under Q8_0, within 3 points under Q4_0. The demo's rows (64 and 128 values) cannot hold
 Q4_K_M's 256-value k-quant blocks: `quantize` must say so, and what it writes instead (Q8_0) must
-still answer right; the 4-bit k-quant kernels are checked against the reference in tests/kernels,
-not on these learned weights."""
+still answer right. The k-quant kernels are checked on learned weights by test_demo_kquants.py,
+on the 256-wide second demo model."""
 import json
 import os
 import sys

@@ -1,5 +1,6 @@
-"""The committed demo model (models/demo) is well formed and its numpy oracle agrees with the
-PyTorch answers recorded at export time; the helper scripts reject bad input.
+"""The committed demo models (models/demo, float32, and models/demo256, float16: the same tasks and
+tokenizer with rows wide enough for k-quant blocks) are well formed and their numpy oracle agrees
+with the PyTorch answers recorded at export time; the helper scripts reject bad input.
 
 Needs numpy + sentencepiece (Debian's python3); the PyTorch cross-check runs only when torch is
 importable. Exits 77 (skip) only when numpy or sentencepiece is missing.
@@ -23,6 +24,8 @@ try:
 except ImportError as e:
     print(f"skip: needs numpy and sentencepiece (Debian's /usr/bin/python3): {e}")
     sys.exit(77)
+
+DEMOS = {DEMO: np.float32, os.path.join(SRC, "models", "demo256"): np.float16}
 
 import np_model  # noqa: E402
 import safetensors_io  # noqa: E402
@@ -56,35 +59,35 @@ def expected_shapes(p):
     return s
 
 
-def test_files():
-    with open(os.path.join(DEMO, "params.json")) as f:
+def test_files(demo, dtype):
+    with open(os.path.join(demo, "params.json")) as f:
         p = json.load(f)
     check(p["moe"] == {"num_experts": 8, "num_experts_per_tok": 2}, f"moe {p['moe']}")
     check(p["n_heads"] % p["n_kv_heads"] == 0, "n_heads divisible by n_kv_heads")
-    tensors, _ = safetensors_io.read(os.path.join(DEMO, "consolidated.safetensors"))
+    tensors, _ = safetensors_io.read(os.path.join(demo, "consolidated.safetensors"))
     shapes = {k: list(v.shape) for k, v in tensors.items()}
     check(shapes == expected_shapes(p), "tensor names / shapes match params.json")
-    check(all(v.dtype == np.float32 for v in tensors.values()), "all tensors float32")
+    check(all(v.dtype == dtype for v in tensors.values()), f"{demo}: all tensors {dtype.__name__}")
     check(all(np.isfinite(v).all() for v in tensors.values()), "all weights finite")
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(DEMO, "tokenizer.model"))
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(demo, "tokenizer.model"))
     check(sp.get_piece_size() == p["vocab_size"], "tokenizer size == vocab_size")
     check((sp.bos_id(), sp.eos_id(), sp.unk_id()) == (1, 2, 0), "bos 1, eos 2, unk 0")
     check(sp.piece_to_id("<0x0A>") == 13, "newline byte piece is id 13")
-    total = sum(os.path.getsize(os.path.join(DEMO, n)) for n in os.listdir(DEMO))
+    total = sum(os.path.getsize(os.path.join(demo, n)) for n in os.listdir(demo))
     check(total < 8 << 20, f"models/demo is small ({total} bytes)")
-    with open(os.path.join(DEMO, "demo.json")) as f:
+    with open(os.path.join(demo, "demo.json")) as f:
         info = json.load(f)
     check(info["heldout_accuracy"]["all"] >= 0.95, f"held-out accuracy {info['heldout_accuracy']}")
     return p, sp, info
 
 
-def test_numpy_matches_recorded_torch(sp, info):
-    with open(os.path.join(DEMO, "heldout.jsonl")) as f:
+def test_numpy_matches_recorded_torch(demo, sp, info):
+    with open(os.path.join(demo, "heldout.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     check(len(rows) >= 200, f"{len(rows)} held-out problems")
     recorded = sum(r["torch"] == r["answer"] for r in rows) / len(rows)
     check(abs(recorded - info["heldout_accuracy"]["all"]) < 1e-12, "heldout.jsonl matches demo.json")
-    m = np_model.NumpyModel(DEMO)
+    m = np_model.NumpyModel(demo)
     stops = {2, 13}
     subset = rows[:30] + rows[-30:]  # additions come first, sorts last
     same = sum(sp.decode(m.greedy([1] + sp.encode(r["prompt"]), stops, 12)) == r["torch"]
@@ -93,14 +96,14 @@ def test_numpy_matches_recorded_torch(sp, info):
     return m
 
 
-def test_torch_logits(m):
+def test_torch_logits(demo, m):
     try:
         import torch  # noqa: F401
     except ImportError:
         print("note: torch not installed; PyTorch-vs-numpy logits check not run")
         return
     import infer
-    model, sp = infer.load_exported(DEMO)
+    model, sp = infer.load_exported(demo)
     for prompt in ["417+86=503", "sort 5 2 9 1 3=1 2 3 5 9"]:
         ids = [1] + sp.encode(prompt)
         with torch.no_grad():
@@ -156,9 +159,10 @@ def test_check_accuracy_cli():
 
 
 def main():
-    _, sp, info = test_files()
-    m = test_numpy_matches_recorded_torch(sp, info)
-    test_torch_logits(m)
+    for demo, dtype in DEMOS.items():
+        _, sp, info = test_files(demo, dtype)
+        m = test_numpy_matches_recorded_torch(demo, sp, info)
+        test_torch_logits(demo, m)
     test_safetensors_errors()
     test_check_accuracy_cli()
     print("FAILED" if failures else "ok", len(failures))
