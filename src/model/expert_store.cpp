@@ -311,7 +311,13 @@ std::vector<ExpertLayerCounters> ExpertStore::stats() const {
 }
 
 void ExpertStore::reset_stats(bool trace) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  // A read in flight is counted when it lands: let it land first, so that its bytes and its
+  // count (taken when it began) fall on the same side of the reset.
+  changed_.wait(lock, [&] {
+    return std::none_of(slots_.begin(), slots_.end(),
+                        [](const Slot& s) { return s.state == State::Loading; });
+  });
   std::fill(counters_.begin(), counters_.end(), ExpertLayerCounters{});
   tracing_ = trace;
   trace_.clear();

@@ -86,8 +86,9 @@ class ExpertStore {
   EvictionPolicy eviction() const { return opts_.eviction; }
   bool prefetch_enabled() const { return opts_.prefetch; }
   std::vector<ExpertLayerCounters> stats() const;
-  // Zeroes the counters; with `trace`, records from now on the experts acquired, in order, so
-  // that optimal_misses() can say what the best possible eviction would have read.
+  // Zeroes the counters, once the reads in flight have landed; with `trace`, records from now on
+  // the experts acquired, in order, so that optimal_misses() can say what the best possible
+  // eviction would have read.
   void reset_stats(bool trace = false);
   // The misses of Belady's optimal eviction (evict what is used farthest in the future) over the
   // recorded sequence, with this store's slots, starting from what they held at reset_stats; -1
