@@ -182,7 +182,8 @@ void Server::finish_whole(const std::shared_ptr<Call>& c, httplib::Response& res
     res.set_content(whole_body(*c), "application/json");
     return;
   }
-  auto beat = std::make_shared<Clock::time_point>(Clock::now());
+  // The first newline goes out at once: every answer sent in chunks begins with one.
+  auto beat = std::make_shared<Clock::time_point>(Clock::now() - std::chrono::seconds(1));
   const auto provider = [this, c, beat](size_t, httplib::DataSink& sink) {
     for (const Piece& p : c->ch->take(std::chrono::milliseconds(200))) gather(*c, p);
     if (c->finished < c->choices()) {
