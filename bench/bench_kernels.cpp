@@ -121,6 +121,8 @@ SMOE_BENCH_MEMORY(Q4_K, Avx2);
 SMOE_BENCH_MEMORY(Q6_K, Avx2);
 SMOE_BENCH_MEMORY(Q4_0, Avx512);
 SMOE_BENCH_MEMORY(Q4_K, Avx512);
+SMOE_BENCH_MEMORY(Q6_K, Avx512);
+SMOE_BENCH_MEMORY(Q8_0, Avx512);
 
 // The strip GEMM's unpacking alone: every 16-row strip of a 4096-column matrix (4096 rows, or 64
 // that stay in cache) into the interleaved layout, as a matmul of 3+ tokens does before it

@@ -226,7 +226,13 @@ void quad_tile_sub(const P& pair, const std::byte* row, size_t stride, int64_t n
 // decoding of the Mixtral-2L Q4_K_M file 103–110 tok/s against 77–96 through the strip GEMM), and
 // Q6_K too, through quad_tile_sub (its 8-token output head: 18% of that decoding's time against
 // 23% for the strip GEMM's repack and tiles).
-template <class P, bool kQuads>
+//
+// kQuadOne: one token goes four rows at a time too. From memory (14336 × 4096, 2 threads, AMD EPYC
+// with AVX-512, alternating runs) Q4_0 read at 42.3–43.9 GB/s against 34.5–38.0 row by row, and
+// Q6_K at 46.6–55.7 against 38.4–44.3: one token's row tile is bound by its conversions and
+// scalings, which four rows share. Q4_K read slower that way (32.8–34.2 against 35.4–36.2), and
+// two tokens slower for both (Q4_0 24.7–28.3 against 30.9–31.3).
+template <class P, bool kQuads, bool kQuadOne = false>
 void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
   using Tile = void (*)(const P&, const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
   using Quad =
@@ -242,23 +248,25 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
                                                                ldy);
   };
   if constexpr (kQuads) {
-    if (a.n >= 3) {
+    if (a.n >= 3 || (kQuadOne && a.n == 1)) {
       // Quads at rows 4k .. 4k + 3 only, so that a row's tile (and its rounding) depends on its
       // index alone, not on how the rows were split among threads and calls.
       const int64_t q0 = std::min(r1, (r0 + 3) / 4 * 4), q1 = q0 + (r1 - q0) / 4 * 4;
       rows(r0, q0);
       // Passes as even as possible (5 = 2 + 3, 6 = 3 + 3, 7 = 3 + 4): 2 to 4 tokens each.
-      static constexpr std::array<Quad, 3> kQuad = [] {
+      static constexpr std::array<Quad, 4> kQuad = [] {
         if constexpr (P::kSubScales)
-          return std::array<Quad, 3>{quad_tile_sub<P, 2>, quad_tile_sub<P, 3>, quad_tile_sub<P, 4>};
+          return std::array<Quad, 4>{quad_tile_sub<P, 1>, quad_tile_sub<P, 2>, quad_tile_sub<P, 3>,
+                                     quad_tile_sub<P, 4>};
         else
-          return std::array<Quad, 3>{quad_tile<P, 2>, quad_tile<P, 3>, quad_tile<P, 4>};
+          return std::array<Quad, 4>{quad_tile<P, 1>, quad_tile<P, 2>, quad_tile<P, 3>,
+                                     quad_tile<P, 4>};
       }();
       const int passes = (a.n + 3) / 4;
       for (int64_t r = q0; r < q1; r += 4)
         for (int p = 0, t0 = 0; p < passes; ++p) {
           const int tn = a.n * (p + 1) / passes - t0;
-          kQuad[static_cast<size_t>(tn - 2)](pair, w.row(r), w.row_bytes, nb, a, t0, y + r, ldy);
+          kQuad[static_cast<size_t>(tn - 1)](pair, w.row(r), w.row_bytes, nb, a, t0, y + r, ldy);
           t0 += tn;
         }
       return rows(q1, r1);
@@ -271,10 +279,10 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
 
 const GemvKernels& gemv_kernels_avx512() {
   static const GemvKernels k{"avx512",
-                             gemv<Q4_0Pair, true>,
+                             gemv<Q4_0Pair, true, true>,
                              gemv<Q8_0Pair, false>,
                              gemv<Q4_KPair, true>,
-                             gemv<Q6_KPair, true>,
+                             gemv<Q6_KPair, true, true>,
                              {1, kGemvMaxTokens},
                              {1, 4},
                              {1, kGemvMaxTokens},
