@@ -13,7 +13,8 @@
 
 namespace smoe {
 
-FileReader::FileReader(const std::string& path, bool direct) : path_(path) {
+FileReader::FileReader(const std::string& path, bool direct, bool keep_cached)
+    : path_(path), keep_cached_(keep_cached) {
   if (direct) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
     direct_ = fd_ >= 0;
@@ -49,7 +50,9 @@ std::byte* FileReader::read_span(uint64_t offset, size_t size, std::byte* buf) c
   if (!direct_) {
     read_exact(buf, size, offset);
     // The engine keeps these bytes itself: the page cache's copy is not needed again.
-    ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+    if (!keep_cached_)
+      ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(size),
+                      POSIX_FADV_DONTNEED);
     return buf;
   }
   const uint64_t begin = offset / kAlign * kAlign;

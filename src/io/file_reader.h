@@ -17,7 +17,9 @@ class FileReader {
   static constexpr size_t kAlign = 4096;
 
   // Throws smoe::Error naming the path when it cannot be opened. `direct`: try O_DIRECT.
-  explicit FileReader(const std::string& path, bool direct = true);
+  // `keep_cached`: reads through the page cache leave its pages there (by default they are
+  // dropped as read, since the caller keeps the bytes).
+  explicit FileReader(const std::string& path, bool direct = true, bool keep_cached = false);
   ~FileReader();
   FileReader(const FileReader&) = delete;
   FileReader& operator=(const FileReader&) = delete;
@@ -41,6 +43,7 @@ class FileReader {
   int fd_ = -1;
   uint64_t size_ = 0;
   bool direct_ = false;
+  bool keep_cached_ = false;
 };
 
 // Allocates `size` bytes aligned to FileReader::kAlign; the memory is untouched until written.

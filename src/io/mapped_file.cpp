@@ -32,40 +32,23 @@ std::byte* alloc_aligned(size_t size, const std::string& what) {
   return static_cast<std::byte*>(p);
 }
 
-// Reads exactly n bytes at offset through the page cache.
-void read_fully(int fd, std::byte* dst, size_t n, size_t offset, const std::string& path) {
-  for (size_t got = 0; got < n;) {
-    const ssize_t r = ::pread(fd, dst + got, n - got, static_cast<off_t>(offset + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0)
-      fail("cannot read '{}' (at byte {}): {}", path, offset + got,
-           r == 0 ? "unexpected end of file" : std::strerror(errno));
-    got += static_cast<size_t>(r);
-  }
-}
-
 }  // namespace
 
-void MappedFile::read_whole(MappedFile& f, int fd, const LoadOptions& opts) {
+void MappedFile::read_whole(MappedFile& f, const LoadOptions& opts) {
   const uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
                           static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const bool bypass = opts.bypass_cache.value_or(f.size_ > memory / 2);
-  std::optional<FileReader> reader;
-  if (bypass) reader.emplace(f.path_);
-  if (reader && reader->size() != f.size_) fail("'{}' changed size while it was opened", f.path_);
+  const FileReader reader(f.path_, bypass, !bypass);
+  if (reader.size() != f.size_) fail("'{}' changed size while it was opened", f.path_);
   const size_t chunk =
       std::max(opts.read_chunk / FileReader::kAlign, size_t{1}) * FileReader::kAlign;
   std::byte* p = alloc_read_buffer(FileReader::span_capacity(f.size_));
   f.data_ = p;  // owned from here on: the destructor frees it if reading fails
   for (size_t done = 0; done < f.size_;) {
     const size_t n = std::min(chunk, f.size_ - done);
-    if (reader) {
-      // done is a multiple of kAlign: the bytes land where they belong (a direct read of the
-      // last piece may run past the end of the file into the buffer's slack).
-      reader->read_span(done, n, p + done);
-    } else {
-      read_fully(fd, p + done, n, done, f.path_);
-    }
+    // done is a multiple of kAlign: the bytes land where they belong (a direct read of the last
+    // piece may run past the end of the file into the buffer's slack).
+    reader.read_span(done, n, p + done);
     done += n;
     if (opts.progress) opts.progress(done, f.size_);
   }
@@ -89,7 +72,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, const Load
     f->data_ = static_cast<const std::byte*>(p);
     f->mmapped_ = true;
   } else {
-    read_whole(*f, fd.fd, opts);
+    read_whole(*f, opts);
   }
   // Locking is best effort (RLIMIT_MEMLOCK is often small): without it the pages may be evicted.
   if (opts.mlock) f->locked_ = ::mlock(f->data_, f->size_) == 0;

@@ -56,8 +56,8 @@ class MappedFile {
 
  private:
   MappedFile() = default;
-  // Reads the whole file (open as fd, f.size_ > 0) into memory in opts.read_chunk pieces.
-  static void read_whole(MappedFile& f, int fd, const LoadOptions& opts);
+  // Reads the whole file (f.size_ > 0) into memory in opts.read_chunk pieces.
+  static void read_whole(MappedFile& f, const LoadOptions& opts);
   std::string path_;
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
