@@ -195,7 +195,7 @@ TEST(Safetensors, FolderErrors) {
 // ---------------------------------------------------------------------------------------------
 // Malformed single files, parsed from memory under a recognisable name.
 
-const std::string kName = "/models/bad.safetensors";
+const std::string kBadSafetensors = "/models/bad.safetensors";
 
 Bytes raw(const std::string& json, size_t data, uint64_t header_len = 0) {
   Bytes b;
@@ -205,13 +205,13 @@ Bytes raw(const std::string& json, size_t data, uint64_t header_len = 0) {
   return b;
 }
 
-std::string parse_error(const Bytes& b) {
-  return error_of([&] { SafetensorsSource::parse(in_memory(b, kName)); });
+std::string safetensors_error(const Bytes& b) {
+  return error_of([&] { SafetensorsSource::parse(in_memory(b, kBadSafetensors)); });
 }
 
-void expect_error(const Bytes& b, const std::string& part) {
-  const std::string e = parse_error(b);
-  EXPECT_TRUE(contains(e, kName + ": ")) << "message does not name the file: '" << e << "'";
+void expect_safetensors_error(const Bytes& b, const std::string& part) {
+  const std::string e = safetensors_error(b);
+  EXPECT_TRUE(contains(e, kBadSafetensors + ": ")) << "message does not name the file: '" << e << "'";
   EXPECT_TRUE(contains(e, part)) << "'" << e << "' lacks '" << part << "'";
 }
 
@@ -221,52 +221,52 @@ std::string one(const std::string& dtype, const std::string& shape, const std::s
 }
 
 TEST(SafetensorsMalformed, HeaderFraming) {
-  expect_error({}, "not a safetensors file (only 0 bytes)");
-  expect_error({1, 2, 3}, "only 3 bytes");
-  expect_error(raw("{}", 0, 1000), "header length 1000 does not fit the file of 10 bytes");
-  expect_error(raw("{}", 0, ~uint64_t{0}), "header length 18446744073709551615 does not fit");
-  expect_error(raw("{}", 0, 1), "header length 1 does not fit");
-  EXPECT_EQ(parse_error(raw("{}", 0)), "");  // no tensors is valid
-  EXPECT_EQ(parse_error(raw("{}  ", 0)), "");
-  expect_error(raw("{nope", 0), "invalid safetensors header JSON");
-  expect_error(raw(R"({"t": )", 0), "invalid safetensors header JSON");
-  expect_error(raw("[1, 2]", 0), "safetensors header is a JSON array, not an object");
-  expect_error(raw("\"s\"", 0), "not an object");
+  expect_safetensors_error({}, "not a safetensors file (only 0 bytes)");
+  expect_safetensors_error({1, 2, 3}, "only 3 bytes");
+  expect_safetensors_error(raw("{}", 0, 1000), "header length 1000 does not fit the file of 10 bytes");
+  expect_safetensors_error(raw("{}", 0, ~uint64_t{0}), "header length 18446744073709551615 does not fit");
+  expect_safetensors_error(raw("{}", 0, 1), "header length 1 does not fit");
+  EXPECT_EQ(safetensors_error(raw("{}", 0)), "");  // no tensors is valid
+  EXPECT_EQ(safetensors_error(raw("{}  ", 0)), "");
+  expect_safetensors_error(raw("{nope", 0), "invalid safetensors header JSON");
+  expect_safetensors_error(raw(R"({"t": )", 0), "invalid safetensors header JSON");
+  expect_safetensors_error(raw("[1, 2]", 0), "safetensors header is a JSON array, not an object");
+  expect_safetensors_error(raw("\"s\"", 0), "not an object");
   // Deep nesting is an error, not a stack overflow.
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  EXPECT_TRUE(contains(parse_error(raw(deep, 0)), kName));
+  EXPECT_TRUE(contains(safetensors_error(raw(deep, 0)), kBadSafetensors));
   const std::string deep_shape =
       one("\"F32\"", std::string(5000, '[') + std::string(5000, ']'), "[0, 0]");
-  expect_error(raw(deep_shape, 0), "tensor 't' has an invalid shape <array of 1 entries>");
+  expect_safetensors_error(raw(deep_shape, 0), "tensor 't' has an invalid shape <array of 1 entries>");
 }
 
 TEST(SafetensorsMalformed, Entries) {
-  expect_error(raw(R"({"t": 3})", 0), "tensor 't' needs dtype, shape and data_offsets");
-  expect_error(raw(R"({"t": {"dtype": "F32", "shape": [1]}})", 4), "'t' needs dtype");
+  expect_safetensors_error(raw(R"({"t": 3})", 0), "tensor 't' needs dtype, shape and data_offsets");
+  expect_safetensors_error(raw(R"({"t": {"dtype": "F32", "shape": [1]}})", 4), "'t' needs dtype");
   for (const char* dt : {"\"Q9\"", "\"U8\"", "\"BOOL\"", "\"F8_E4M3\"", "7", "null"}) {
-    const std::string e = parse_error(raw(one(dt, "[1]", "[0, 1]"), 4));
-    EXPECT_TRUE(contains(e, kName + ": tensor 't' has unsupported dtype " + std::string(dt))) << e;
+    const std::string e = safetensors_error(raw(one(dt, "[1]", "[0, 1]"), 4));
+    EXPECT_TRUE(contains(e, kBadSafetensors + ": tensor 't' has unsupported dtype " + std::string(dt))) << e;
   }
-  expect_error(raw(one("\"F32\"", "[-1]", "[0, 4]"), 4), "'t' has an invalid shape [-1]");
-  expect_error(raw(one("\"F32\"", "[1.5]", "[0, 4]"), 4), "invalid shape [1.5]");
-  expect_error(raw(one("\"F32\"", "4", "[0, 4]"), 4), "invalid shape 4");
-  expect_error(raw(one("\"F32\"", "[1,1,1,1,1,1,1,1,1]", "[0, 4]"), 4), "invalid shape");
-  expect_error(raw(one("\"F32\"", "[1099511627776, 1099511627776]", "[0, 4]"), 4), "too large");
-  expect_error(raw(one("\"F32\"", "[1]", "[0]"), 4), "'t' has invalid data_offsets [0]");
-  expect_error(raw(one("\"F32\"", "[1]", "[0, 4, 8]"), 4), "invalid data_offsets");
-  expect_error(raw(one("\"F32\"", "[1]", "[-4, 0]"), 4), "invalid data_offsets");
-  expect_error(raw(one("\"F32\"", "[1]", "{}"), 4), "invalid data_offsets");
-  expect_error(raw(one("\"F32\"", "[1]", "[8, 4]"), 8),
+  expect_safetensors_error(raw(one("\"F32\"", "[-1]", "[0, 4]"), 4), "'t' has an invalid shape [-1]");
+  expect_safetensors_error(raw(one("\"F32\"", "[1.5]", "[0, 4]"), 4), "invalid shape [1.5]");
+  expect_safetensors_error(raw(one("\"F32\"", "4", "[0, 4]"), 4), "invalid shape 4");
+  expect_safetensors_error(raw(one("\"F32\"", "[1,1,1,1,1,1,1,1,1]", "[0, 4]"), 4), "invalid shape");
+  expect_safetensors_error(raw(one("\"F32\"", "[1099511627776, 1099511627776]", "[0, 4]"), 4), "too large");
+  expect_safetensors_error(raw(one("\"F32\"", "[1]", "[0]"), 4), "'t' has invalid data_offsets [0]");
+  expect_safetensors_error(raw(one("\"F32\"", "[1]", "[0, 4, 8]"), 4), "invalid data_offsets");
+  expect_safetensors_error(raw(one("\"F32\"", "[1]", "[-4, 0]"), 4), "invalid data_offsets");
+  expect_safetensors_error(raw(one("\"F32\"", "[1]", "{}"), 4), "invalid data_offsets");
+  expect_safetensors_error(raw(one("\"F32\"", "[1]", "[8, 4]"), 8),
                "data_offsets [8, 4] lie outside the 8 data bytes");
-  expect_error(raw(one("\"F32\"", "[4]", "[0, 16]"), 8), "lie outside the 8 data bytes");
-  expect_error(raw(one("\"F32\"", "[3]", "[0, 16]"), 16),
+  expect_safetensors_error(raw(one("\"F32\"", "[4]", "[0, 16]"), 8), "lie outside the 8 data bytes");
+  expect_safetensors_error(raw(one("\"F32\"", "[3]", "[0, 16]"), 16),
                "'t' of shape [3] and dtype F32 needs 12 bytes, data_offsets give 16");
-  expect_error(raw(one("\"BF16\"", "[3]", "[2, 4]"), 16), "needs 6 bytes, data_offsets give 2");
+  expect_safetensors_error(raw(one("\"BF16\"", "[3]", "[2, 4]"), 16), "needs 6 bytes, data_offsets give 2");
   // Valid: offsets anywhere inside the data, overlapping, unaligned.
   const std::string two =
       R"({"a": {"dtype": "F16", "shape": [2], "data_offsets": [1, 5]},
           "b": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})";
-  auto s = SafetensorsSource::parse(in_memory(raw(two, 5), kName));
+  auto s = SafetensorsSource::parse(in_memory(raw(two, 5), kBadSafetensors));
   EXPECT_EQ(s->find("a")->data - s->find("b")->data, 1);
 }
 

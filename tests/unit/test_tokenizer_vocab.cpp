@@ -19,7 +19,7 @@ namespace {
 
 using testing::TempDir;
 using Ids = std::vector<int32_t>;
-const std::string kData = SMOE_SHARED_DATA_DIR;
+const std::string kVocabData = SMOE_SHARED_DATA_DIR;
 
 // The expression throws smoe::Error whose message contains `part`.
 #define EXPECT_THAT_ERROR(expr, part)                                  \
@@ -258,7 +258,7 @@ TEST(SpmBpe, GgufRoundTripKeepsEverything) {
   };
   check(*tiny(), {"abc", "a<x>b zz", " \xC3\xA9\n", "abcc"});
   check(*tiny({.dummy_prefix = false, .remove_extra_ws = true}), {"  a   b  ", "abc"});
-  const std::string v1 = kData + "/mistral-tokenizer.v1.model";
+  const std::string v1 = kVocabData + "/mistral-tokenizer.v1.model";
   if (!std::filesystem::exists(v1))
     GTEST_SKIP() << "the v1 Mistral tokenizer is not in ../shared/data";
   check(*Tokenizer::load(v1),
@@ -345,7 +345,7 @@ TEST(SpmBpe, LoadFindsTheTokenizerInAFolder) {
 }
 
 TEST(SpmBpe, MistralV1Facts) {
-  const std::string v1 = kData + "/mistral-tokenizer.v1.model";
+  const std::string v1 = kVocabData + "/mistral-tokenizer.v1.model";
   if (!std::filesystem::exists(v1))
     GTEST_SKIP() << "the v1 Mistral tokenizer is not in ../shared/data";
   auto t = Tokenizer::load(v1);
