@@ -124,6 +124,66 @@ SMOE_BENCH_MEMORY(Q4_K, Avx512);
 SMOE_BENCH_MEMORY(Q6_K, Avx512);
 SMOE_BENCH_MEMORY(Q8_0, Avx512);
 
+// An expert's gate and up products and SiLU·mul (14336 × 4096 each, read from memory as in
+// decoding: copies filling 128 MiB taken in turn, 2 threads), fused (matmul_swiglu) against the
+// unfused steps (matmul_multi, then SiLU·mul over the products). range(0) tokens, range(1) fused.
+// Run with --benchmark_enable_random_interleaving=true --benchmark_repetitions=N to compare them
+// round-robin.
+void BM_SwiGluMemory(benchmark::State& state, DType t, BackendIsa isa) {
+  if (!backend_isa_supported(isa)) {
+    state.SkipWithError("instruction set not supported here");
+    return;
+  }
+  const int64_t rows = 14336, cols = 4096, n = state.range(0);
+  const bool fused = state.range(1) != 0;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> row(cols), x(n * cols), h(n * rows), u(n * rows);
+  for (float& v : x) v = nd(rng);
+  const size_t rb = *dtype_bytes(t, cols), bytes = rb * rows;
+  const size_t copies = std::max<size_t>(4, ((size_t{128} << 20) + bytes - 1) / bytes);
+  std::vector<std::byte> w(bytes * copies);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& v : row) v = nd(rng);
+    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+  }
+  for (size_t c = 1; c < copies; ++c) std::copy_n(w.data(), bytes, w.data() + c * bytes);
+  ThreadPool pool(2);
+  auto backend = make_backend({.max_cols = cols, .max_rows = n, .n_threads = 2, .isa = isa});
+  const auto silu_mul = backend->vec_ops().silu_mul;
+  size_t c = 0;
+  for (auto _ : state) {
+    const Matrix gate{t, rows, cols, w.data() + bytes * c, rb};
+    const Matrix up{t, rows, cols, w.data() + bytes * ((c + 1) % copies), rb};
+    c = (c + 2) % copies;
+    if (fused) {
+      backend->matmul_swiglu(gate, up, x.data(), n, h.data(), u.data(), pool);
+    } else {
+      const Matrix* ws[] = {&gate, &up};
+      float* ys[] = {h.data(), u.data()};
+      backend->matmul_multi(ws, ys, 2, x.data(), n, pool);
+      pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
+        silu_mul(h.data() + b * rows, u.data() + b * rows, (e - b) * rows);
+      });
+    }
+    benchmark::DoNotOptimize(h.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 *
+                          static_cast<int64_t>(bytes));
+}
+
+#define SMOE_BENCH_SWIGLU(T, ISA)                                                            \
+  BENCHMARK_CAPTURE(BM_SwiGluMemory, T##_##ISA, DType::T, BackendIsa::ISA)                   \
+      ->ArgsProduct({{1, 2, 16, 64}, {0, 1}})                                                \
+      ->ArgNames({"tokens", "fused"})                                                        \
+      ->Unit(benchmark::kMillisecond)
+
+SMOE_BENCH_SWIGLU(Q4_0, Avx2);
+SMOE_BENCH_SWIGLU(Q4_K, Avx2);
+SMOE_BENCH_SWIGLU(Q4_0, Avx512);
+SMOE_BENCH_SWIGLU(Q4_K, Avx512);
+SMOE_BENCH_SWIGLU(Q8_0, Avx512);
+
 // The strip GEMM's unpacking alone: every 16-row strip of a 4096-column matrix (4096 rows, or 64
 // that stay in cache) into the interleaved layout, as a matmul of 3+ tokens does before it
 // multiplies.

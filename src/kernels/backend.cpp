@@ -1,5 +1,6 @@
 #include "kernels/backend.h"
 
+#include "core/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/layout.h"
 #include "kernels/ops.h"
@@ -18,6 +19,18 @@ VecOps Backend::vec_ops() const {
           .wsum_group_q8_0 = ops::wsum_group_q8_0,
           .to_f16 = ops::to_f16,
           .to_q8_0 = ops::to_q8_0};
+}
+
+void Backend::matmul_swiglu(const Matrix& gate, const Matrix& up, const float* x, int64_t n,
+                            float* h, float* u, ThreadPool& pool) {
+  const Matrix* ws[] = {&gate, &up};
+  float* ys[] = {h, u};
+  matmul_multi(ws, ys, 2, x, n, pool);
+  const auto silu_mul = vec_ops().silu_mul;
+  const int64_t rows = gate.rows;
+  pool.parallel_for(n, kMinSharedWork / rows, [&](int, int64_t b, int64_t e) {
+    silu_mul(h + b * rows, u + b * rows, (e - b) * rows);
+  });
 }
 
 bool backend_isa_supported(BackendIsa isa) {

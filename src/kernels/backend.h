@@ -74,6 +74,12 @@ class Backend {
                             int64_t n, ThreadPool& pool) {
     for (int i = 0; i < count; ++i) matmul(*ws[i], x, n, ys[i], pool);
   }
+  // An expert's SwiGLU before its down projection: h (n, gate.rows) = SiLU(x · gateᵀ) ⊙ (x · upᵀ),
+  // with u (n, up.rows) as scratch for the up product. This default runs both products
+  // (matmul_multi), then SiLU·mul over the whole of h; a backend may instead finish each block of
+  // rows as soon as both products have it (fused), with the same result.
+  virtual void matmul_swiglu(const Matrix& gate, const Matrix& up, const float* x, int64_t n,
+                             float* h, float* u, ThreadPool& pool);
   // Defaults to the scalar reference (kernels/ops.h).
   virtual VecOps vec_ops() const;
 };

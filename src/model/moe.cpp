@@ -14,14 +14,8 @@ namespace {
 
 // SwiGLU of one expert over m gathered rows: ws.xe (m, dim) → ws.ye (m, dim).
 void run_expert(const ExpertWeights& e, int64_t m, Workspace& ws, const ForwardContext& ctx) {
-  const int64_t hidden = e.gate.rows;
-  const Matrix* w13[] = {&e.gate, &e.up};
-  float* h13[] = {ws.h1.data(), ws.h3.data()};                       // (m, hidden) each
-  ctx.backend.matmul_multi(w13, h13, 2, ws.xe.data(), m, ctx.pool);  // gate and up at once
-  const VecOps vec = ctx.backend.vec_ops();
-  ctx.pool.parallel_for(m, kMinSharedWork / hidden, [&](int, int64_t b, int64_t e) {
-    vec.silu_mul(ws.h1.data() + b * hidden, ws.h3.data() + b * hidden, (e - b) * hidden);
-  });
+  // h1 (m, hidden) = SiLU(xe · gateᵀ) ⊙ (xe · upᵀ); h3 holds the up product.
+  ctx.backend.matmul_swiglu(e.gate, e.up, ws.xe.data(), m, ws.h1.data(), ws.h3.data(), ctx.pool);
   ctx.backend.matmul(e.down, ws.h1.data(), m, ws.ye.data(), ctx.pool);  // (m, dim)
 }
 

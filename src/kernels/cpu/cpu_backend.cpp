@@ -8,6 +8,19 @@
 #include "quant/vec_dot.h"
 
 namespace smoe {
+
+// A fused SwiGLU's last step: rows [r0, r1) of every token's h become SiLU(gate)·up once both
+// products have them (h holds the gate products, u the up products, both (n, rows)).
+struct SwiGluEpilogue {
+  float* h;
+  const float* u;
+  int64_t rows, n;
+  void (*silu_mul)(float* a, const float* b, int64_t n);
+  void operator()(int64_t r0, int64_t r1) const {
+    for (int64_t i = 0; i < n; ++i) silu_mul(h + i * rows + r0, u + i * rows + r0, r1 - r0);
+  }
+};
+
 namespace {
 
 // Rows (or strip pairs) of the integer matmuls go to the threads in chunks claimed as they finish:
@@ -38,10 +51,33 @@ struct MultiIndex {
   }
 };
 
+
+// A fused SwiGLU multiplies blocks of rows in both matrices before finishing them, as many as
+// keep both products (for every token of the batch) in cache for SiLU·mul: 256 rows at least,
+// else 64 Ki products each. One token's block is a whole chunk: a kernel's range ends in rows it
+// did not prefetch past, which costs more in decode than the fusion saves.
+constexpr int64_t kFuseRows = 256, kFuseProducts = int64_t{1} << 16;
+
 // The groups of g rows (the last one may be short) of all `count` matrices, handed to the threads
-// in chunks as one range: fn(thread, m, g0, g1) takes groups [g0, g1) of matrix m.
+// in chunks as one range: fn(thread, m, g0, g1) takes groups [g0, g1) of matrix m. With `fuse`
+// (two matrices of as many rows: gate and up) a chunk is groups of the first matrix's rows: each
+// block of them goes through both matrices, then the epilogue.
 template <typename Fn>
-void for_row_groups(const Matrix* const* ws, int count, int64_t g, ThreadPool& pool, Fn&& fn) {
+void for_row_groups(const Matrix* const* ws, int count, int64_t g, ThreadPool& pool, Fn&& fn,
+                    const SwiGluEpilogue* fuse = nullptr) {
+  if (fuse) {
+    const int64_t rows = ws[0]->rows;
+    const int64_t step = std::max<int64_t>(1, std::max(kFuseRows, kFuseProducts / fuse->n) / g);
+    pool.parallel_for_dynamic((rows + g - 1) / g, kChunksPerThread, [&](int t, int64_t b, int64_t e) {
+      for (int64_t s = b; s < e; s += step) {
+        const int64_t s1 = std::min(e, s + step);
+        fn(t, 0, s, s1);
+        fn(t, 1, s, s1);
+        (*fuse)(s * g, std::min(s1 * g, rows));
+      }
+    });
+    return;
+  }
   int64_t counts[CpuBackend::kMaxMulti];
   int64_t total = 0;
   for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + g - 1) / g;
@@ -120,6 +156,10 @@ bool CpuBackend::gemv_ok(const Matrix& w, int64_t n) const {
   return gemv_ && gemv_->for_matrix(w, n);
 }
 
+bool CpuBackend::tiles_ok(const Matrix& w, int64_t n) const {
+  return tiles_ && n >= kStripMinTokens && w.layout == MatrixLayout::Rows && tiles_->for_matrix(w);
+}
+
 // Matrices with a small-batch kernel go together through it; the rest take one path for all of
 // them where they share one, else each its own. A row's result never depends on the grouping.
 void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x,
@@ -147,9 +187,8 @@ void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int cou
     all_vec_dot = all_vec_dot && vec_dot_ok(*rw[i]);
   }
   if (nr == 0) return;
-  bool all_tiles = tiles_ && n >= kStripMinTokens;
-  for (int i = 0; i < nr; ++i)
-    all_tiles = all_tiles && rw[i]->layout == MatrixLayout::Rows && tiles_->for_matrix(*rw[i]);
+  bool all_tiles = true;
+  for (int i = 0; i < nr; ++i) all_tiles = all_tiles && tiles_ok(*rw[i], n);
   if (all_tiles) return matmul_tiles(rw, ry, nr, x, n, pool);
   if (all_strip) return matmul_strip(rw, ry, nr, x, n, pool);
   if (all_vec_dot) return matmul_vec_dot(rw, ry, nr, x, n, pool);
@@ -163,6 +202,42 @@ void CpuBackend::matmul_multi(const Matrix* const* ws, float* const* ys, int cou
     else
       matmul_dequantized(*rw[i], x, n, ry[i], pool);
   }
+}
+
+// Gate and up through the path matmul_multi would give them together (so the products are the
+// same), each block of rows finished as soon as both have it: no second pass over the products and
+// no wait for the other threads between the products and SiLU·mul. Other paths run unfused.
+void CpuBackend::matmul_swiglu(const Matrix& gate, const Matrix& up, const float* x, int64_t n,
+                               float* h, float* u, ThreadPool& pool) {
+  if (2 * gate.rows * gate.cols * n < kMinSharedWork && &pool != &solo_)
+    return matmul_swiglu(gate, up, x, n, h, u, solo_);
+  const Matrix* ws[] = {&gate, &up};
+  float* ys[] = {h, u};
+  const SwiGluEpilogue fuse{h, u, gate.rows, n, k_.silu_mul};
+  switch (swiglu_path(gate, up, n)) {
+    case SwiGluPath::Gemv:
+      check_scratch(gate, n, pool);
+      return matmul_gemv(ws, ys, 2, x, n, pool, &fuse);
+    case SwiGluPath::Tiles:
+      check_scratch(gate, n, pool);
+      return matmul_tiles(ws, ys, 2, x, n, pool, &fuse);
+    case SwiGluPath::Strip:
+      check_scratch(gate, n, pool);
+      return matmul_strip(ws, ys, 2, x, n, pool, &fuse);
+    case SwiGluPath::Unfused:
+      return Backend::matmul_swiglu(gate, up, x, n, h, u, pool);
+  }
+}
+
+CpuBackend::SwiGluPath CpuBackend::swiglu_path(const Matrix& gate, const Matrix& up,
+                                               int64_t n) const {
+  if (gate.rows != up.rows || gate.cols != up.cols) return SwiGluPath::Unfused;
+  const bool g = gemv_ok(gate, n), u = gemv_ok(up, n);
+  if (g && u) return SwiGluPath::Gemv;
+  if (g || u) return SwiGluPath::Unfused;
+  if (tiles_ok(gate, n) && tiles_ok(up, n)) return SwiGluPath::Tiles;
+  if (strip_ok(gate, n) && strip_ok(up, n)) return SwiGluPath::Strip;
+  return SwiGluPath::Unfused;
 }
 
 // Each thread owns a contiguous block of output rows; a weight row is read once from memory and
@@ -180,7 +255,8 @@ void CpuBackend::matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, i
 // Activations quantized once (by the strip quantizer) and laid out planar; then each thread takes
 // a range of rows (of all matrices) and multiplies each row with every token while it is in cache.
 void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x,
-                             int64_t n, ThreadPool& pool) {
+                             int64_t n, ThreadPool& pool,
+                             const SwiGluEpilogue* fuse) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
   bool sum4 = false, tiles = false;
   for (int m = 0; m < count; ++m) {
@@ -220,13 +296,14 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
   for_row_groups(ws, count, g, pool, [&](int, int m, int64_t g0, int64_t g1) {
     const Matrix& w = *ws[m];
     gemv_->for_matrix(w, n)(w, g * g0, std::min(g * g1, w.rows), acts, ys[m], w.rows);
-  });
+  }, fuse);
 }
 
 // Activations quantized once; then each thread repacks its pairs of strips (32 rows) of all
 // matrices and multiplies every token with them.
 void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x,
-                              int64_t n, ThreadPool& pool) {
+                              int64_t n, ThreadPool& pool,
+                             const SwiGluEpilogue* fuse) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
   pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) strip_->quantize(x + i * cols, act_.data() + i * nb, cols);
@@ -247,13 +324,14 @@ void CpuBackend::matmul_strip(const Matrix* const* ws, float* const* ys, int cou
       strip_->gemm(strips, nb, w.dtype, act_.data(), nb, n, ys[m] + r0, w.rows, nr,
                    p + 1 < p1 ? &pf : nullptr);
     }
-  });
+  }, fuse);
 }
 
 // Activations quantized once and laid out as tiles; then each thread takes 16-row groups of all
 // matrices and multiplies them with every token.
 void CpuBackend::matmul_tiles(const Matrix* const* ws, float* const* ys, int count, const float* x,
-                              int64_t n, ThreadPool& pool) {
+                              int64_t n, ThreadPool& pool,
+                             const SwiGluEpilogue* fuse) {
   const int64_t cols = ws[0]->cols, nb = cols / 32;
   const int64_t padded = cpu::tile_act_tiles(n) * cpu::kTileTokens;
   pool.parallel_for(padded, [&](int, int64_t b, int64_t e) {
@@ -267,7 +345,7 @@ void CpuBackend::matmul_tiles(const Matrix* const* ws, float* const* ys, int cou
   for_row_groups(ws, count, 16, pool, [&](int, int m, int64_t g0, int64_t g1) {
     const Matrix& w = *ws[m];  // rows in whole groups of 16 (tile_gemm.h)
     tiles_->for_matrix(w)(w, 16 * g0, 16 * g1, acts, ys[m], w.rows);
-  });
+  }, fuse);
 }
 
 // Integer dot products row by row: activations quantized to the weight type's partner type once

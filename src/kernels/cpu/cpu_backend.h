@@ -25,6 +25,8 @@
 
 namespace smoe {
 
+struct SwiGluEpilogue;
+
 class CpuBackend : public Backend {
  public:
   // `strip` and `gemv` may be null (none on this ISA); gemv needs strip's activation quantizer.
@@ -35,6 +37,8 @@ class CpuBackend : public Backend {
   void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) override;
   void matmul_multi(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
                     ThreadPool& pool) override;
+  void matmul_swiglu(const Matrix& gate, const Matrix& up, const float* x, int64_t n, float* h,
+                     float* u, ThreadPool& pool) override;
   VecOps vec_ops() const override {
     return {.scores_group = k_.scores_group,
             .wsum_group = k_.wsum_group,
@@ -48,6 +52,11 @@ class CpuBackend : public Backend {
             .to_q8_0 = k_.to_q8_0};
   }
 
+  // Which kernels an expert's gate and up products of n tokens take in matmul_swiglu, SiLU·mul
+  // fused into them (the paths matmul_multi would give them together) or not.
+  enum class SwiGluPath { Gemv, Tiles, Strip, Unfused };
+  SwiGluPath swiglu_path(const Matrix& gate, const Matrix& up, int64_t n) const;
+
   // Fewest tokens that take the strip GEMM.
   static constexpr int64_t kStripMinTokens = 3;
   // Most matrices one matmul_multi takes.
@@ -56,15 +65,19 @@ class CpuBackend : public Backend {
  private:
   bool strip_ok(const Matrix& w, int64_t n) const;
   bool gemv_ok(const Matrix& w, int64_t n) const;
+  bool tiles_ok(const Matrix& w, int64_t n) const;
   bool vec_dot_ok(const Matrix& w) const;
   void matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
-                   ThreadPool& pool);
+                   ThreadPool& pool,
+                   const SwiGluEpilogue* fuse = nullptr);
   void matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, int64_t n, float* y,
                     ThreadPool& pool);
   void matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
-                    ThreadPool& pool);
+                    ThreadPool& pool,
+                   const SwiGluEpilogue* fuse = nullptr);
   void matmul_tiles(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
-                    ThreadPool& pool);
+                    ThreadPool& pool,
+                   const SwiGluEpilogue* fuse = nullptr);
   void matmul_vec_dot(const Matrix* const* ws, float* const* ys, int count, const float* x,
                       int64_t n, ThreadPool& pool);
   void matmul_dequantized(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool);
