@@ -172,10 +172,10 @@ void BM_SwiGluMemory(benchmark::State& state, DType t, BackendIsa isa) {
                           static_cast<int64_t>(bytes));
 }
 
-#define SMOE_BENCH_SWIGLU(T, ISA)                                                            \
-  BENCHMARK_CAPTURE(BM_SwiGluMemory, T##_##ISA, DType::T, BackendIsa::ISA)                   \
-      ->ArgsProduct({{1, 2, 16, 64}, {0, 1}})                                                \
-      ->ArgNames({"tokens", "fused"})                                                        \
+#define SMOE_BENCH_SWIGLU(T, ISA)                                          \
+  BENCHMARK_CAPTURE(BM_SwiGluMemory, T##_##ISA, DType::T, BackendIsa::ISA) \
+      ->ArgsProduct({{1, 2, 16, 64}, {0, 1}})                              \
+      ->ArgNames({"tokens", "fused"})                                      \
       ->Unit(benchmark::kMillisecond)
 
 SMOE_BENCH_SWIGLU(Q4_0, Avx2);

@@ -23,7 +23,10 @@ class SwiGlu : public ::testing::TestWithParam<std::tuple<BackendIsa, DType>> {}
 using Path = CpuBackend::SwiGluPath;
 
 const char* path_name(Path p) {
-  return p == Path::Gemv ? "gemv" : p == Path::Tiles ? "tiles" : p == Path::Strip ? "strip" : "unfused";
+  return p == Path::Gemv    ? "gemv"
+         : p == Path::Tiles ? "tiles"
+         : p == Path::Strip ? "strip"
+                            : "unfused";
 }
 
 TEST_P(SwiGlu, FusedEqualsTheUnfusedStepsAndTheReference) {
@@ -77,15 +80,15 @@ TEST_P(SwiGlu, FusedEqualsTheUnfusedStepsAndTheReference) {
   EXPECT_GT(fused_cases, 0) << "no case took a fused path";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllIsas, SwiGlu,
-    ::testing::Combine(::testing::Values(BackendIsa::Avx2, BackendIsa::Avx512, BackendIsa::Amx),
-                       ::testing::Values(DType::Q4_0, DType::Q8_0, DType::Q2_K, DType::Q4_K,
-                                         DType::Q6_K)),
-    [](const auto& info) {
-      return std::string(backend_isa_label(std::get<0>(info.param))) + "_" +
-             std::string(dtype_name(std::get<1>(info.param)));
-    });
+INSTANTIATE_TEST_SUITE_P(AllIsas, SwiGlu,
+                         ::testing::Combine(::testing::Values(BackendIsa::Avx2, BackendIsa::Avx512,
+                                                              BackendIsa::Amx),
+                                            ::testing::Values(DType::Q4_0, DType::Q8_0, DType::Q2_K,
+                                                              DType::Q4_K, DType::Q6_K)),
+                         [](const auto& info) {
+                           return std::string(backend_isa_label(std::get<0>(info.param))) + "_" +
+                                  std::string(dtype_name(std::get<1>(info.param)));
+                         });
 
 }  // namespace
 }  // namespace smoe

@@ -211,7 +211,8 @@ std::string safetensors_error(const Bytes& b) {
 
 void expect_safetensors_error(const Bytes& b, const std::string& part) {
   const std::string e = safetensors_error(b);
-  EXPECT_TRUE(contains(e, kBadSafetensors + ": ")) << "message does not name the file: '" << e << "'";
+  EXPECT_TRUE(contains(e, kBadSafetensors + ": "))
+      << "message does not name the file: '" << e << "'";
   EXPECT_TRUE(contains(e, part)) << "'" << e << "' lacks '" << part << "'";
 }
 
@@ -223,8 +224,10 @@ std::string one(const std::string& dtype, const std::string& shape, const std::s
 TEST(SafetensorsMalformed, HeaderFraming) {
   expect_safetensors_error({}, "not a safetensors file (only 0 bytes)");
   expect_safetensors_error({1, 2, 3}, "only 3 bytes");
-  expect_safetensors_error(raw("{}", 0, 1000), "header length 1000 does not fit the file of 10 bytes");
-  expect_safetensors_error(raw("{}", 0, ~uint64_t{0}), "header length 18446744073709551615 does not fit");
+  expect_safetensors_error(raw("{}", 0, 1000),
+                           "header length 1000 does not fit the file of 10 bytes");
+  expect_safetensors_error(raw("{}", 0, ~uint64_t{0}),
+                           "header length 18446744073709551615 does not fit");
   expect_safetensors_error(raw("{}", 0, 1), "header length 1 does not fit");
   EXPECT_EQ(safetensors_error(raw("{}", 0)), "");  // no tensors is valid
   EXPECT_EQ(safetensors_error(raw("{}  ", 0)), "");
@@ -237,7 +240,8 @@ TEST(SafetensorsMalformed, HeaderFraming) {
   EXPECT_TRUE(contains(safetensors_error(raw(deep, 0)), kBadSafetensors));
   const std::string deep_shape =
       one("\"F32\"", std::string(5000, '[') + std::string(5000, ']'), "[0, 0]");
-  expect_safetensors_error(raw(deep_shape, 0), "tensor 't' has an invalid shape <array of 1 entries>");
+  expect_safetensors_error(raw(deep_shape, 0),
+                           "tensor 't' has an invalid shape <array of 1 entries>");
 }
 
 TEST(SafetensorsMalformed, Entries) {
@@ -245,23 +249,31 @@ TEST(SafetensorsMalformed, Entries) {
   expect_safetensors_error(raw(R"({"t": {"dtype": "F32", "shape": [1]}})", 4), "'t' needs dtype");
   for (const char* dt : {"\"Q9\"", "\"U8\"", "\"BOOL\"", "\"F8_E4M3\"", "7", "null"}) {
     const std::string e = safetensors_error(raw(one(dt, "[1]", "[0, 1]"), 4));
-    EXPECT_TRUE(contains(e, kBadSafetensors + ": tensor 't' has unsupported dtype " + std::string(dt))) << e;
+    EXPECT_TRUE(
+        contains(e, kBadSafetensors + ": tensor 't' has unsupported dtype " + std::string(dt)))
+        << e;
   }
-  expect_safetensors_error(raw(one("\"F32\"", "[-1]", "[0, 4]"), 4), "'t' has an invalid shape [-1]");
+  expect_safetensors_error(raw(one("\"F32\"", "[-1]", "[0, 4]"), 4),
+                           "'t' has an invalid shape [-1]");
   expect_safetensors_error(raw(one("\"F32\"", "[1.5]", "[0, 4]"), 4), "invalid shape [1.5]");
   expect_safetensors_error(raw(one("\"F32\"", "4", "[0, 4]"), 4), "invalid shape 4");
-  expect_safetensors_error(raw(one("\"F32\"", "[1,1,1,1,1,1,1,1,1]", "[0, 4]"), 4), "invalid shape");
-  expect_safetensors_error(raw(one("\"F32\"", "[1099511627776, 1099511627776]", "[0, 4]"), 4), "too large");
-  expect_safetensors_error(raw(one("\"F32\"", "[1]", "[0]"), 4), "'t' has invalid data_offsets [0]");
+  expect_safetensors_error(raw(one("\"F32\"", "[1,1,1,1,1,1,1,1,1]", "[0, 4]"), 4),
+                           "invalid shape");
+  expect_safetensors_error(raw(one("\"F32\"", "[1099511627776, 1099511627776]", "[0, 4]"), 4),
+                           "too large");
+  expect_safetensors_error(raw(one("\"F32\"", "[1]", "[0]"), 4),
+                           "'t' has invalid data_offsets [0]");
   expect_safetensors_error(raw(one("\"F32\"", "[1]", "[0, 4, 8]"), 4), "invalid data_offsets");
   expect_safetensors_error(raw(one("\"F32\"", "[1]", "[-4, 0]"), 4), "invalid data_offsets");
   expect_safetensors_error(raw(one("\"F32\"", "[1]", "{}"), 4), "invalid data_offsets");
   expect_safetensors_error(raw(one("\"F32\"", "[1]", "[8, 4]"), 8),
-               "data_offsets [8, 4] lie outside the 8 data bytes");
-  expect_safetensors_error(raw(one("\"F32\"", "[4]", "[0, 16]"), 8), "lie outside the 8 data bytes");
+                           "data_offsets [8, 4] lie outside the 8 data bytes");
+  expect_safetensors_error(raw(one("\"F32\"", "[4]", "[0, 16]"), 8),
+                           "lie outside the 8 data bytes");
   expect_safetensors_error(raw(one("\"F32\"", "[3]", "[0, 16]"), 16),
-               "'t' of shape [3] and dtype F32 needs 12 bytes, data_offsets give 16");
-  expect_safetensors_error(raw(one("\"BF16\"", "[3]", "[2, 4]"), 16), "needs 6 bytes, data_offsets give 2");
+                           "'t' of shape [3] and dtype F32 needs 12 bytes, data_offsets give 16");
+  expect_safetensors_error(raw(one("\"BF16\"", "[3]", "[2, 4]"), 16),
+                           "needs 6 bytes, data_offsets give 2");
   // Valid: offsets anywhere inside the data, overlapping, unaligned.
   const std::string two =
       R"({"a": {"dtype": "F16", "shape": [2], "data_offsets": [1, 5]},

@@ -68,16 +68,13 @@ class CpuBackend : public Backend {
   bool tiles_ok(const Matrix& w, int64_t n) const;
   bool vec_dot_ok(const Matrix& w) const;
   void matmul_gemv(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
-                   ThreadPool& pool,
-                   const SwiGluEpilogue* fuse = nullptr);
+                   ThreadPool& pool, const SwiGluEpilogue* fuse = nullptr);
   void matmul_float(const Matrix& w, cpu::DotFn dot, const float* x, int64_t n, float* y,
                     ThreadPool& pool);
   void matmul_strip(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
-                    ThreadPool& pool,
-                   const SwiGluEpilogue* fuse = nullptr);
+                    ThreadPool& pool, const SwiGluEpilogue* fuse = nullptr);
   void matmul_tiles(const Matrix* const* ws, float* const* ys, int count, const float* x, int64_t n,
-                    ThreadPool& pool,
-                   const SwiGluEpilogue* fuse = nullptr);
+                    ThreadPool& pool, const SwiGluEpilogue* fuse = nullptr);
   void matmul_vec_dot(const Matrix* const* ws, float* const* ys, int count, const float* x,
                       int64_t n, ThreadPool& pool);
   void matmul_dequantized(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool);
