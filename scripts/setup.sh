@@ -17,6 +17,7 @@ if [ "${1:-}" != "--no-test-tools" ]; then
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
   command -v chromium >/dev/null || packages+=(chromium)
+  command -v ss >/dev/null || packages+=(iproute2)  # ss: the load test reads the listen backlog
 fi
 
 missing=()

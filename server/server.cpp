@@ -7,7 +7,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 
@@ -37,6 +39,8 @@ std::string endpoint_of(const std::string& path) {
   return "other";
 }
 
+constexpr int kListenBacklog = 1024;
+
 }  // namespace
 
 Server::Server(ServerOptions opts)
@@ -55,6 +59,10 @@ void Server::start() {
   s.set_write_timeout(30, 0);
   s.set_keep_alive_timeout(5);
   s.set_keep_alive_max_count(1000);
+  s.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = static_cast<int>(sock);  // the last one offered is the one that binds
+  });
   s.set_default_headers({{"Access-Control-Allow-Origin", "*"},
                          {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
                          {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}});
@@ -66,6 +74,13 @@ void Server::start() {
         fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)",
                     opts_.host, opts_.port));
   bound_port_ = port;
+  // cpp-httplib listens with a backlog of 5: a burst of new connections (hundreds of clients at
+  // once, or a listener slowed by a busy machine) overflows it, and a connection whose handshake
+  // the kernel dropped for too long is reset. Listening again on the bound socket raises it (the
+  // kernel caps it at net.core.somaxconn).
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, kListenBacklog) != 0)
+    std::fprintf(stderr, "smoe serve: notice: the listen backlog stays at 5 (%s)\n",
+                 std::strerror(errno));
   listener_ = std::thread([this] { http_->listen_after_bind(); });
 }
 

@@ -79,6 +79,7 @@ class Server {
   std::unique_ptr<httplib::Server> http_;
   std::thread listener_, stepper_;
   int bound_port_ = 0;
+  int listen_fd_ = -1;  // the listening socket, to raise cpp-httplib's backlog of 5
   std::atomic<bool> ready_{false}, stopping_{false};
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Tokenizer> tok_;
