@@ -1,6 +1,7 @@
 // smoe bench: prompt-processing and generation speed on random token ids (never one repeated
-// token: that would route every step to the same experts), mean ± sd over repetitions after a
-// warm-up, and decode's share of the memory-bandwidth roofline.
+// token: that would route every step to the same experts) or a text's tokens in order (--text:
+// the routing of real text, for the expert cache), mean ± sd over repetitions after a warm-up,
+// and decode's share of the memory-bandwidth roofline.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +26,7 @@ struct BenchFlags {
   bool no_amx = false;
   bool bandwidth = false;
   std::string tokenize_file;
+  std::string text_file;  // token ids from this text instead of random ones
   uint64_t seed = 1234;
   int64_t depth = 0;
   ContextOptions kv;  // --kv-type, --kv-tokens
@@ -72,10 +74,29 @@ int bench_tokenizer(const BenchFlags& f) {
   return 0;
 }
 
-// Brings every sequence to `depth` positions of random tokens, untimed: filled once, then cut
-// back to `depth` before each run.
-void fill_to_depth(Context& ctx, int64_t depth, int seqs, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int32_t> tok(0, ctx.n_vocab() - 1);
+// Where the tests' token ids come from: random ids, or a text's tokens in order, each run going
+// on where the last one stopped and the text starting over at its end.
+class TokenSource {
+ public:
+  TokenSource(uint64_t seed, int32_t n_vocab, std::vector<int32_t> text)
+      : rng_(seed), random_(0, n_vocab - 1), text_(std::move(text)) {}
+  int32_t operator()() {
+    if (text_.empty()) return random_(rng_);
+    const int32_t t = text_[pos_];
+    pos_ = (pos_ + 1) % text_.size();
+    return t;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  std::uniform_int_distribution<int32_t> random_;
+  std::vector<int32_t> text_;
+  size_t pos_ = 0;
+};
+
+// Brings every sequence to `depth` positions of the source's tokens, untimed: filled once, then
+// cut back to `depth` before each run.
+void fill_to_depth(Context& ctx, int64_t depth, int seqs, TokenSource& tok) {
   for (int s = 0; s < seqs; ++s) {
     if (ctx.seq_len(s) >= depth && depth > 0) {
       ctx.truncate(s, depth);
@@ -83,27 +104,26 @@ void fill_to_depth(Context& ctx, int64_t depth, int seqs, std::mt19937_64& rng) 
     }
     ctx.clear(s);
     std::vector<BatchToken> batch;
-    for (int64_t i = 0; i < depth; ++i) batch.push_back({tok(rng), i, s, false});
+    for (int64_t i = 0; i < depth; ++i) batch.push_back({tok(), i, s, false});
     if (!batch.empty()) ctx.decode(batch);
   }
 }
 
 // One timed run: pre-fill `pp` tokens, or generate `tg` tokens one step at a time, in `seqs`
 // sequences at once, after `depth` positions already in the cache. Returns tokens/s.
-double run_once(Context& ctx, int pp, int tg, int seqs, std::mt19937_64& rng, int64_t depth = 0) {
-  std::uniform_int_distribution<int32_t> tok(0, ctx.n_vocab() - 1);
-  fill_to_depth(ctx, depth, seqs, rng);
+double run_once(Context& ctx, int pp, int tg, int seqs, TokenSource& tok, int64_t depth = 0) {
+  fill_to_depth(ctx, depth, seqs, tok);
   std::vector<BatchToken> batch;
   const auto t0 = std::chrono::steady_clock::now();
   if (pp > 0) {
     for (int s = 0; s < seqs; ++s)
-      for (int i = 0; i < pp; ++i) batch.push_back({tok(rng), depth + i, s, i == pp - 1});
+      for (int i = 0; i < pp; ++i) batch.push_back({tok(), depth + i, s, i == pp - 1});
     ctx.decode(batch);
     return static_cast<double>(pp) * seqs / seconds(t0);
   }
   for (int i = 0; i < tg; ++i) {
     batch.clear();
-    for (int s = 0; s < seqs; ++s) batch.push_back({tok(rng), depth + i, s, true});
+    for (int s = 0; s < seqs; ++s) batch.push_back({tok(), depth + i, s, true});
     ctx.decode(batch);
   }
   return static_cast<double>(tg) * seqs / seconds(t0);
@@ -187,6 +207,7 @@ void print_json(const BenchFlags& f, const ModelInfo& info, const Context& ctx,
                    {"n_gen", r.n_gen},
                    {"n_seqs", f.seqs},
                    {"n_depth", f.depth},
+                   {"tokens", f.text_file.empty() ? "random" : "text " + f.text_file},
                    {"test", r.test},
                    {"avg_ts", r.mean()},
                    {"stddev_ts", r.sd()},
@@ -198,6 +219,16 @@ void print_json(const BenchFlags& f, const ModelInfo& info, const Context& ctx,
                    {"load_s", load_s},
                    {"expert_cache", expert_cache_json(info, r)}});
   std::printf("%s\n", arr.dump(2).c_str());
+}
+
+// The --text file's tokens (none without --text): the model's tokenizer, no BOS.
+std::vector<int32_t> text_tokens(const BenchFlags& f, const Model& model) {
+  if (f.text_file.empty()) return {};
+  const auto tok = model.tokenizer();
+  if (!tok) throw UsageError("bench --text needs a model with a tokenizer (or --tokenizer)");
+  std::vector<int32_t> ids = tok->encode(read_text_file(f.text_file), {.add_bos = false});
+  if (ids.empty()) throw UsageError("bench --text: " + f.text_file + " has no tokens");
+  return ids;
 }
 
 int run_bench(const BenchFlags& f) {
@@ -221,7 +252,7 @@ int run_bench(const BenchFlags& f) {
   co.max_seqs = f.seqs;
   co.amx = !f.no_amx;
   Context ctx(model, co);
-  std::mt19937_64 rng(f.seed);
+  TokenSource rng(f.seed, ctx.n_vocab(), text_tokens(f, *model));
   run_once(ctx, std::min(max_len, 16), 0, f.seqs, rng);  // warm-up: pages in, caches, threads
   run_once(ctx, 0, std::min(max_len, 4), f.seqs, rng);
   std::vector<Result> results;
@@ -261,8 +292,9 @@ int run_bench(const BenchFlags& f) {
               info.path.c_str(), human_count(info.total_params).c_str(),
               human_bytes(info.weight_bytes).c_str(), ctx.n_threads(), ctx.backend_name(),
               f.model.no_mmap ? "no" : "yes", human_bytes(info.repacked_bytes).c_str());
-  std::printf("loaded in %.1fs; weights read per decoded token: %s\n", load_s,
-              human_bytes(info.decode_bytes_per_token).c_str());
+  std::printf("loaded in %.1fs; weights read per decoded token: %s\ntoken ids: %s\n", load_s,
+              human_bytes(info.decode_bytes_per_token).c_str(),
+              f.text_file.empty() ? "random" : ("the text of " + f.text_file).c_str());
   if (info.expert_slots > 0)
     std::printf("memory budget: %s: %s resident, %lld expert slots of %s\n",
                 human_bytes(info.mem_budget).c_str(), human_bytes(info.resident_bytes).c_str(),
@@ -317,6 +349,9 @@ void add_bench_command(CLI::App& app, Runner& run) {
   add_kv_flags(cmd, f->kv);
   cmd->add_flag("--json", f->json, "print a JSON array (llama-bench keys)");
   cmd->add_flag("--no-amx", f->no_amx, "leave AMX tiles unused (AVX-512 kernels only; to compare)");
+  cmd->add_option("--text", f->text_file,
+                  "token ids from this text, in order and wrapping around, instead of random ids "
+                  "(real routing: the expert cache under --mem-budget)");
   cmd->add_option("--tokenize", f->tokenize_file,
                   "measure the tokenizer's encoding speed on this text");
   cmd->add_flag("--bandwidth", f->bandwidth,

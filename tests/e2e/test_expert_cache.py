@@ -8,7 +8,10 @@ on the same bytes): under a budget the weights keep the file's layout, so --no-m
 with a budget larger than the model everything is read into memory and repacked, so --no-mmap.
 A budget below the minimum fails with a message that states the minimum, and `bench --json`
 reports the cache's counters consistently (hits + misses = uses, bytes read = misses and
-prefetches times an expert's size). A dense model's FFN is cached the same way, one per layer."""
+prefetches times an expert's size). A dense model's FFN is cached the same way, one per layer.
+`bench --text` drives the cache with a text's tokens: on the demo model, whose learned routing
+keeps to a few experts per layer, its held-out problems hit a 12-slot cache more often than random
+ids do, and an empty text is a usage error."""
 import json
 import os
 import re
@@ -97,4 +100,27 @@ with tempfile.TemporaryDirectory() as tmp:
             c.check(np.array_equal(got, want), f"dense model, one slot, chunk {chunk}: logits differ")
     everything = bench(q4, "--mem-budget", str(budgets["all"]))[0]
     c.check(everything["expert_cache"] is None, "a budget larger than the model still cached experts")
+    # Real routing (bench --text): the demo model's held-out problems, 12 slots of its 32 experts.
+    demo = os.path.join(SOURCE, "models", "demo.gguf")
+    with open(os.path.join(SOURCE, "models", "demo", "heldout.jsonl")) as f:
+        text = " ".join(json.loads(line)["prompt"] + json.loads(line)["answer"] for line in f)
+    text_file = os.path.join(tmp, "demo.txt")
+    with open(text_file, "w") as f:
+        f.write(text)
+    rates = {}
+    for src, extra in (("text", ["--text", text_file]), ("random", [])):
+        out = smoe("bench", "-m", demo, "-p", "0", "-n", "512", "-r", "1", "--json", "--no-prefetch",
+                   "--mem-budget", str(350208 + 12 * 122880), *extra).stdout
+        j = json.loads(out)[0]
+        c.check(j["tokens"] == ("text " + text_file if src == "text" else "random"),
+                f"bench --json says its tokens were {j['tokens']!r}")
+        rates[src] = j["expert_cache"]["hit_rate"]
+    print(f"demo model, 12 slots: hit rate {rates['text']:.3f} on its text, {rates['random']:.3f} on random ids")
+    c.check(rates["text"] > rates["random"] + 0.03,
+            f"the text's routing hit the cache no more often than random ids: {rates}")
+    empty = os.path.join(tmp, "empty.txt")
+    open(empty, "w").close()
+    r = smoe("bench", "-m", demo, "--text", empty, "-n", "4", check=False)
+    c.check(r.returncode == 2 and "has no tokens" in r.stderr,
+            f"bench --text on an empty file: exit {r.returncode}, {r.stderr!r}")
 c.done()
