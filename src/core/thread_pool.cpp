@@ -112,4 +112,25 @@ void ThreadPool::parallel_for_dynamic(int64_t n, int per_thread,
   });
 }
 
+void ThreadPool::parallel_for_guided(int64_t n, int64_t min_chunk,
+                                     FunctionRef<void(int, int64_t, int64_t)> fn) {
+  if (n <= 0) return;
+  min_chunk = std::max<int64_t>(1, min_chunk);
+  if (n_threads_ == 1 || n <= min_chunk) {
+    fn(0, 0, n);
+    return;
+  }
+  const int64_t ways = 2 * static_cast<int64_t>(n_threads_);
+  std::atomic<int64_t> next{0};
+  run_on_all([&](int t) {
+    for (int64_t b = next.load(std::memory_order_relaxed); b < n;) {
+      const int64_t e = std::min(n, b + std::max(min_chunk, (n - b) / ways));
+      if (next.compare_exchange_weak(b, e, std::memory_order_relaxed)) {
+        fn(t, b, e);
+        b = next.load(std::memory_order_relaxed);
+      }
+    }
+  });
+}
+
 }  // namespace smoe

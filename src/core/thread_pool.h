@@ -46,6 +46,11 @@ class ThreadPool {
   // that the threads claim in order as they finish the previous ones, so that a thread slowed
   // down (by memory, by another process) takes fewer. A thread may get several chunks.
   void parallel_for_dynamic(int64_t n, int per_thread, FunctionRef<void(int, int64_t, int64_t)> fn);
+  // The same with chunks that shrink as the range runs out (guided): each claim takes what is
+  // left divided by 2·size(), at least `min_chunk` items. Few chunk ends (where a kernel's
+  // prefetch stops), and the last chunks small, so that no thread waits long for another.
+  void parallel_for_guided(int64_t n, int64_t min_chunk,
+                           FunctionRef<void(int, int64_t, int64_t)> fn);
   // fn(part) for every part in [0, size()), each once, spread over the threads.
   void run_on_all(FunctionRef<void(int)> fn);
 

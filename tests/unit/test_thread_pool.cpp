@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <numeric>
 #include <thread>
 
@@ -41,6 +43,43 @@ TEST(ThreadPool, DynamicChunksCoverEveryIndexExactlyOnce) {
         for (auto& h : hits) EXPECT_EQ(h.load(), 50);
         EXPECT_EQ(calls.load(), threads == 1 ? (n > 0 ? 50 : 0)
                                              : 50 * std::min<int64_t>(n, threads * per_thread));
+      }
+    }
+}
+
+// Guided chunks: every index once, chunks of at least min_chunk items (the last may be short),
+// never growing along the range, and few of them.
+TEST(ThreadPool, GuidedChunksCoverEveryIndexOnceAndShrink) {
+  for (int threads : {1, 2, 3})
+    for (int64_t min_chunk : {1, 4, 64}) {
+      ThreadPool pool(threads);
+      for (int64_t n : {0, 1, 5, 1000, 3584}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        for (int rep = 0; rep < 20; ++rep) {
+          std::mutex mu;
+          std::vector<std::pair<int64_t, int64_t>> chunks;
+          pool.parallel_for_guided(n, min_chunk, [&](int t, int64_t b, int64_t e) {
+            EXPECT_LT(t, threads);
+            EXPECT_LT(b, e);
+            for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+            std::lock_guard<std::mutex> lock(mu);
+            chunks.emplace_back(b, e);
+          });
+          std::sort(chunks.begin(), chunks.end());
+          for (size_t i = 0; i < chunks.size(); ++i) {
+            const int64_t size = chunks[i].second - chunks[i].first;
+            if (chunks[i].second < n) {
+              EXPECT_GE(size, std::min(n, min_chunk));
+            }
+            if (i > 0 && chunks[i].second < n) {
+              EXPECT_LE(size, chunks[i - 1].second - chunks[i - 1].first);
+            }
+          }
+          if (threads > 1 && n == 3584 && min_chunk == 4) {
+            EXPECT_LT(chunks.size(), 80u);
+          }
+        }
+        for (auto& h : hits) EXPECT_EQ(h.load(), 20);
       }
     }
 }

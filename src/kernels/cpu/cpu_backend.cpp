@@ -29,7 +29,10 @@ namespace {
 // but a small-batch kernel's range ends in rows it did not prefetch past. Measured on Mixtral-2L
 // Q4_0 (two round-robin rounds): 32 chunks per thread rather than 8 made pp64 6–10% faster and
 // tg32 4% slower (though the threads' waiting in decode fell from 4.4% to 3.0% of the samples).
-constexpr int kChunksPerThread = 32, kGemvChunksPerThread = 8;
+// So the small-batch kernels take guided chunks instead (large first, shrinking to
+// kGemvMinChunkRows rows): few chunk ends, and a short wait at the end.
+constexpr int kChunksPerThread = 32;
+constexpr int64_t kGemvMinChunkRows = 64;
 
 // Bytes of one row of vec-dot activations (Q8_0, Q8_1 or Q8_K) for up to `cols` columns.
 size_t qact_row_bytes(int64_t cols) {
@@ -67,11 +70,17 @@ constexpr int64_t kFuseRows = 256, kFuseProducts = int64_t{1} << 16;
 // block of them goes through both matrices, then the epilogue.
 template <typename Fn>
 void for_row_groups(const Matrix* const* ws, int count, int64_t g, ThreadPool& pool, Fn&& fn,
-                    const SwiGluEpilogue* fuse = nullptr, int per_thread = kChunksPerThread) {
+                    const SwiGluEpilogue* fuse = nullptr, bool guided = false) {
+  const auto chunks = [&](int64_t n, FunctionRef<void(int, int64_t, int64_t)> part) {
+    if (guided)
+      pool.parallel_for_guided(n, std::max<int64_t>(1, kGemvMinChunkRows / g), part);
+    else
+      pool.parallel_for_dynamic(n, kChunksPerThread, part);
+  };
   if (fuse) {
     const int64_t rows = ws[0]->rows;
     const int64_t step = std::max<int64_t>(1, std::max(kFuseRows, kFuseProducts / fuse->n) / g);
-    pool.parallel_for_dynamic((rows + g - 1) / g, per_thread, [&](int t, int64_t b, int64_t e) {
+    chunks((rows + g - 1) / g, [&](int t, int64_t b, int64_t e) {
       for (int64_t s = b; s < e; s += step) {
         const int64_t s1 = std::min(e, s + step);
         fn(t, 0, s, s1);
@@ -85,7 +94,7 @@ void for_row_groups(const Matrix* const* ws, int count, int64_t g, ThreadPool& p
   int64_t total = 0;
   for (int m = 0; m < count; ++m) total += counts[m] = (ws[m]->rows + g - 1) / g;
   const MultiIndex index{counts, count};
-  pool.parallel_for_dynamic(total, per_thread, [&](int t, int64_t b, int64_t e) {
+  chunks(total, [&](int t, int64_t b, int64_t e) {
     index.for_range(b, e, [&](int m, int64_t g0, int64_t g1) { fn(t, m, g0, g1); });
   });
 }
@@ -301,7 +310,7 @@ void CpuBackend::matmul_gemv(const Matrix* const* ws, float* const* ys, int coun
         const Matrix& w = *ws[m];
         gemv_->for_matrix(w, n)(w, g * g0, std::min(g * g1, w.rows), acts, ys[m], w.rows);
       },
-      fuse, kGemvChunksPerThread);
+      fuse, /*guided=*/true);
 }
 
 // Activations quantized once; then each thread repacks its pairs of strips (32 rows) of all
