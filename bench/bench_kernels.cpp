@@ -58,6 +58,30 @@ void BM_Matmul(benchmark::State& state, DType t, BackendIsa isa) {
                                                benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// A rows × cols matrix of normal weights quantized to t (in `layout`), copied until the copies
+// fill 128 MiB (four times a 32 MiB L3) and at least `min_copies`: taken in turn, they are read
+// from memory as in decoding. Returns the copies; `bytes` is one copy's size.
+std::vector<std::byte> matrix_copies(DType t, int64_t rows, int64_t cols, std::mt19937& rng,
+                                     size_t min_copies, size_t& bytes,
+                                     MatrixLayout layout = MatrixLayout::Rows) {
+  std::normal_distribution<float> nd;
+  std::vector<float> row(cols);
+  const size_t rb = *dtype_bytes(t, cols);
+  bytes = rb * rows;
+  const size_t copies = std::max(min_copies, ((size_t{128} << 20) + bytes - 1) / bytes);
+  std::vector<std::byte> w(bytes * copies);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& v : row) v = nd(rng);
+    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+  }
+  if (layout == MatrixLayout::Rows8) {
+    Matrix m{t, rows, cols, w.data(), rb};
+    interleave_rows8(m, w.data());
+  }
+  for (size_t c = 1; c < copies; ++c) std::copy_n(w.data(), bytes, w.data() + c * bytes);
+  return w;
+}
+
 // As BM_Matmul, on the shape of a Mixtral expert's w1 (14336 × 4096) read from memory, as in
 // decoding: enough copies to fill 128 MiB (four times a 32 MiB L3) are taken in turn, on 2
 // threads. range(0) tokens. Which path each batch size takes decides these numbers most.
@@ -70,20 +94,12 @@ void BM_MatmulMemory(benchmark::State& state, DType t, BackendIsa isa,
   const int64_t rows = 14336, cols = 4096, n = state.range(0);
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
-  std::vector<float> row(cols), x(n * cols), y(n * rows);
+  std::vector<float> x(n * cols), y(n * rows);
   for (float& v : x) v = nd(rng);
-  const size_t rb = *dtype_bytes(t, cols), bytes = rb * rows;
-  const size_t copies = ((size_t{128} << 20) + bytes - 1) / bytes;
-  std::vector<std::byte> w(bytes * copies);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (float& v : row) v = nd(rng);
-    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
-  }
-  if (layout == MatrixLayout::Rows8) {
-    Matrix m{t, rows, cols, w.data(), rb};
-    interleave_rows8(m, w.data());
-  }
-  for (size_t c = 1; c < copies; ++c) std::copy_n(w.data(), bytes, w.data() + c * bytes);
+  const size_t rb = *dtype_bytes(t, cols);
+  size_t bytes = 0;
+  const std::vector<std::byte> w = matrix_copies(t, rows, cols, rng, 1, bytes, layout);
+  const size_t copies = w.size() / bytes;
   ThreadPool pool(2);
   auto backend = make_backend({.max_cols = cols,
                                .max_rows = n,
@@ -138,34 +154,23 @@ void BM_SwiGluMemory(benchmark::State& state, DType t, BackendIsa isa) {
   const bool fused = state.range(1) != 0;
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
-  std::vector<float> row(cols), x(n * cols), h(n * rows), u(n * rows);
+  std::vector<float> x(n * cols), h(n * rows), u(n * rows);
   for (float& v : x) v = nd(rng);
-  const size_t rb = *dtype_bytes(t, cols), bytes = rb * rows;
-  const size_t copies = std::max<size_t>(4, ((size_t{128} << 20) + bytes - 1) / bytes);
-  std::vector<std::byte> w(bytes * copies);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (float& v : row) v = nd(rng);
-    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
-  }
-  for (size_t c = 1; c < copies; ++c) std::copy_n(w.data(), bytes, w.data() + c * bytes);
+  const size_t rb = *dtype_bytes(t, cols);
+  size_t bytes = 0;
+  const std::vector<std::byte> w = matrix_copies(t, rows, cols, rng, 4, bytes);
+  const size_t copies = w.size() / bytes;
   ThreadPool pool(2);
   auto backend = make_backend({.max_cols = cols, .max_rows = n, .n_threads = 2, .isa = isa});
-  const auto silu_mul = backend->vec_ops().silu_mul;
   size_t c = 0;
   for (auto _ : state) {
     const Matrix gate{t, rows, cols, w.data() + bytes * c, rb};
     const Matrix up{t, rows, cols, w.data() + bytes * ((c + 1) % copies), rb};
     c = (c + 2) % copies;
-    if (fused) {
+    if (fused)
       backend->matmul_swiglu(gate, up, x.data(), n, h.data(), u.data(), pool);
-    } else {
-      const Matrix* ws[] = {&gate, &up};
-      float* ys[] = {h.data(), u.data()};
-      backend->matmul_multi(ws, ys, 2, x.data(), n, pool);
-      pool.parallel_for(n, [&](int, int64_t b, int64_t e) {
-        silu_mul(h.data() + b * rows, u.data() + b * rows, (e - b) * rows);
-      });
-    }
+    else  // the interface's default: both products, then SiLU·mul
+      backend->Backend::matmul_swiglu(gate, up, x.data(), n, h.data(), u.data(), pool);
     benchmark::DoNotOptimize(h.data());
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 *
