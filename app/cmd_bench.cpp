@@ -2,6 +2,7 @@
 // token: that would route every step to the same experts) or a text's tokens in order (--text:
 // the routing of real text, for the expert cache), mean ± sd over repetitions after a warm-up,
 // and decode's share of the memory-bandwidth roofline.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,13 @@
 
 namespace smoe::app {
 namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 struct BenchFlags {
   ModelFlags model;
@@ -36,6 +44,7 @@ struct Result {
   std::string test;
   int n_prompt = 0, n_gen = 0;
   std::vector<double> ts;  // tokens/s of each repetition
+  std::vector<double> bw;  // with --bandwidth, decode: GB/s read right after each repetition
   ExpertCacheStats cache;  // what the expert cache did during the test (budgeted models)
   int64_t tokens = 0;      // tokens the test processed, all repetitions
   double mean() const {
@@ -231,6 +240,23 @@ std::vector<int32_t> text_tokens(const BenchFlags& f, const Model& model) {
   return ids;
 }
 
+// Decode's share of the bandwidth roofline: per repetition, its tokens/s against the tokens/s
+// that reading the decode bytes at the bandwidth measured right after it allows; the median and
+// range of those shares.
+void print_roofline(const Result& r, const ModelInfo& info) {
+  if (r.bw.empty() || r.bw.size() != r.ts.size()) return;
+  const double bytes = static_cast<double>(info.decode_bytes_per_token);
+  std::vector<double> share;
+  for (size_t i = 0; i < r.ts.size(); ++i)
+    share.push_back(100.0 * r.ts[i] * bytes / (r.bw[i] * 1e9));
+  const double bw = median(r.bw);
+  std::printf(
+      "\n%s: %.1f%% of the bandwidth roofline (median of %zu repetitions, each against the "
+      "bandwidth read right after it: %.1f–%.1f%%; %.1f tok/s at %.1f GB/s, the median)\n",
+      r.test.c_str(), median(share), share.size(), *std::min_element(share.begin(), share.end()),
+      *std::max_element(share.begin(), share.end()), bw * 1e9 / bytes, bw);
+}
+
 int run_bench(const BenchFlags& f) {
   if (!f.tokenize_file.empty()) return bench_tokenizer(f);
   if (f.bandwidth) {
@@ -262,7 +288,7 @@ int run_bench(const BenchFlags& f) {
   // a short warm-up of its own measures that instead of the steady state. Under a memory budget
   // the cold cache is what is measured: no warm-up beyond the short one above.
   auto measure = [&](const std::string& name, int pp, int tg) {
-    Result r{name, pp, tg, {}, {}, 0};
+    Result r{name, pp, tg, {}, {}, {}, 0};
     const auto warm_start = std::chrono::steady_clock::now();
     for (double last = 0, runs = 0;
          f.model.mem_budget.empty() && runs < 5 && seconds(warm_start) < 5.0; ++runs) {
@@ -271,7 +297,13 @@ int run_bench(const BenchFlags& f) {
       last = ts;
     }
     model->reset_expert_stats(true);
-    for (int i = 0; i < f.reps; ++i) r.ts.push_back(run_once(ctx, pp, tg, f.seqs, rng, f.depth));
+    // Decode against the roofline: the memory's speed drifts by 20–30% within minutes on shared
+    // machines, so each repetition is set against a bandwidth measured right after it.
+    const bool paired = f.bandwidth && tg > 0 && pp == 0 && f.seqs == 1;
+    for (int i = 0; i < f.reps; ++i) {
+      r.ts.push_back(run_once(ctx, pp, tg, f.seqs, rng, f.depth));
+      if (paired) r.bw.push_back(measure_read_bandwidth(ctx.n_threads()));
+    }
     r.cache = model->expert_stats();
     r.tokens = static_cast<int64_t>(pp + tg) * f.seqs * f.reps;
     results.push_back(r);
@@ -305,14 +337,7 @@ int run_bench(const BenchFlags& f) {
     std::printf("| %-10s | %8.2f ± %5.2f |\n", r.test.c_str(), r.mean(), r.sd());
   for (const Result& r : results) print_expert_cache(r);
   std::printf("peak resident memory: %s\n", human_bytes(peak_rss_bytes()).c_str());
-  if (f.bandwidth)
-    for (const Result& r : results)
-      if (r.n_gen > 0 && f.seqs == 1) {
-        const double bw = measure_read_bandwidth(ctx.n_threads());
-        const double roof = bw * 1e9 / static_cast<double>(info.decode_bytes_per_token);
-        std::printf("\n%s: %.1f%% of the bandwidth roofline (%.1f tok/s at %.1f GB/s)\n",
-                    r.test.c_str(), 100.0 * r.mean() / roof, roof, bw);
-      }
+  for (const Result& r : results) print_roofline(r, info);
   return 0;
 }
 
