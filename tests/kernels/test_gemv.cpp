@@ -10,6 +10,7 @@
 #include <random>
 
 #include "../support/param_print.h"
+#include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/strip.h"
 #include "quant/dequantize.h"
@@ -140,13 +141,29 @@ TEST_P(GemvSimd, RowsDoNotDependOnHowTheCallsSplitThem) {
 INSTANTIATE_TEST_SUITE_P(
     Isas, GemvSimd,
     ::testing::Values(SimdGemv{"AVX2", BackendIsa::Avx2, &cpu::gemv_kernels_avx2},
-                      SimdGemv{"AVX-512 VNNI", BackendIsa::Avx512, &cpu::gemv_kernels_avx512},
+                      // Both prefetch targets (each CPU takes one; the sums must not depend on it).
+                      SimdGemv{"AVX-512 VNNI, next rows into L1", BackendIsa::Avx512,
+                               +[]() -> const cpu::GemvKernels& {
+                                 return cpu::gemv_kernels_avx512(cpu::PullTo::L1);
+                               }},
+                      SimdGemv{"AVX-512 VNNI, next rows into L2", BackendIsa::Avx512,
+                               +[]() -> const cpu::GemvKernels& {
+                                 return cpu::gemv_kernels_avx512(cpu::PullTo::L2);
+                               }},
                       SimdGemv{"AMX", BackendIsa::Amx, &cpu::gemv_kernels_amx}),
     [](const auto& info) {
-      return std::string(info.param.isa == BackendIsa::Avx2     ? "Avx2"
-                         : info.param.isa == BackendIsa::Avx512 ? "Avx512"
-                                                                : "Amx");
+      const std::string name = info.param.name;
+      return info.param.isa == BackendIsa::Avx2     ? std::string("Avx2")
+             : info.param.isa == BackendIsa::Amx    ? std::string("Amx")
+             : name.find("L1") != std::string::npos ? std::string("Avx512PullToL1")
+                                                    : std::string("Avx512PullToL2");
     });
+
+TEST(Gemv, Avx512PullsRowsIntoL1OnAmdAndL2Elsewhere) {
+  const cpu::PullTo want = cpu::cpu_is_amd() ? cpu::PullTo::L1 : cpu::PullTo::L2;
+  EXPECT_EQ(&cpu::gemv_kernels_avx512(), &cpu::gemv_kernels_avx512(want));
+  EXPECT_NE(&cpu::gemv_kernels_avx512(cpu::PullTo::L1), &cpu::gemv_kernels_avx512(cpu::PullTo::L2));
+}
 
 TEST(Gemv, DeclinesTypesAndWidthsItHasNoKernelFor) {
   const auto& k = cpu::gemv_kernels_avx512();

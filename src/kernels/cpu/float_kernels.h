@@ -58,6 +58,8 @@ enum class Isa { Scalar, Avx2, Avx512 };
 Isa detect_isa();
 const char* isa_name(Isa isa);
 bool has_avx512_vnni();
+// Whether the CPU is AMD's (the vendor string of cpuid leaf 0), where some prefetches go nearer.
+bool cpu_is_amd();
 // Whether AMX int8 tiles can run here: the CPU has AMX-TILE and AMX-INT8 besides AVX-512 VNNI,
 // and the operating system granted this process the tile state (asked once, on the first call).
 bool amx_usable();

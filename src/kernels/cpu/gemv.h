@@ -21,6 +21,14 @@ namespace smoe::cpu {
 
 inline constexpr int kGemvMaxTokens = 8;
 
+// Where the AVX-512 small-batch kernels prefetch the rows that come next (one step of four rows
+// ahead while these multiply). Measured from memory (14336 × 4096 × 24 rows, 2 threads): on the
+// Xeon into L2 (Q4_0 one token 23.3–25.2 GB/s against 21.6–22.2 into L1, two tokens 21.1–22.7
+// against 19.7–19.9, Q8_0 one token 27–27.7 against 21.7–22.2: its few L1 miss buffers stay with
+// the loads that wait on them); on the AMD EPYC (CPU family 26) into L1 (Mixtral-2L Q4_0 decode
+// in alternating runs, see docs/performance.md).
+enum class PullTo { L1, L2 };
+
 // Token t's activations: qs + t·q_stride (cols int8 values), d + t·b_stride and
 // sum + t·b_stride (cols/32 floats each), sum4 + t·q_stride / 4 (the integer sums of each 4
 // consecutive q: the lanes of a vpdpbusd with weights all 1).
@@ -146,7 +154,8 @@ struct GemvKernels {
 
 // The scalar reference (defines the arithmetic), the AVX-512 VNNI, the AMX and the AVX2 kernels.
 const GemvKernels& gemv_kernels_scalar();
-const GemvKernels& gemv_kernels_avx512();
+const GemvKernels& gemv_kernels_avx512();  // pulling rows where this CPU reads them best
+const GemvKernels& gemv_kernels_avx512(PullTo to);
 const GemvKernels& gemv_kernels_amx();  // needs amx_usable() (float_kernels.h)
 const GemvKernels& gemv_kernels_avx2();
 

@@ -11,13 +11,14 @@
 #include <cstdint>
 
 #include "kernels/cpu/avx512/gemv_pairs.h"
+#include "kernels/cpu/float_kernels.h"
 #include "kernels/cpu/gemv.h"
 
 namespace smoe::cpu {
 namespace {
 
 // kN tokens (of the acts at a) with one row.
-template <class P, int kN>
+template <class P, int kN, PullTo kTo>
 void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a, int t0, float* y,
               int64_t ldy) {
   const __m512i two = _mm512_set1_epi32(2);
@@ -27,7 +28,7 @@ void row_tile(const P& pair, const std::byte* row, int64_t nb, const GemvActs& a
   const int64_t row_bytes = nb / 16 * P::kStep;
   const std::byte* base = row;
   for (int64_t j = 0; j < nb; j += 16, base += P::kStep) {
-    pull_step<P>(base + row_bytes);  // the next row follows this one in memory
+    pull_step<P, kTo>(base + row_bytes);  // the next row follows this one in memory
     const auto sc = pair.scales(base);
     __m512 s[kN];  // per block: dw·d, or with scales per 16 columns d alone
     for (int t = 0; t < kN; ++t) {
@@ -122,7 +123,7 @@ inline __m512i quad_pieces(const __m512i* u, __m512i xv, __m512i start) {
 // leaves 4 partial sums per 16 columns; unpacks and adds gather those of the four rows into one
 // register per 128 columns whose lanes are (block, row), so that one conversion and one scaling
 // cover 16 block sums instead of row_tile's 2.
-template <class P, int kN>
+template <class P, int kN, PullTo kTo>
 void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, const GemvActs& a,
                int t0, float* y, int64_t ldy) {
   alignas(64) static constexpr std::array<std::array<int32_t, 16>, 4> kBlockOf = [] {
@@ -135,7 +136,7 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
   for (int t = 0; t < kN; ++t) acc[t] = off[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j / 16 * P::kStep;
-    for (int r = 4; r < 8; ++r) pull_step<P>(base + r * stride);  // the next four rows
+    for (int r = 4; r < 8; ++r) pull_step<P, kTo>(base + r * stride);  // the next four rows
     __m512 dq[4], mq[4];  // scales and offset coefficients by (block, row)
     {
       __m512 dw[4], mw[4];
@@ -177,7 +178,7 @@ void quad_tile(const P& pair, const std::byte* row, size_t stride, int64_t nb, c
 
 // quad_tile for scales per 16 columns (Q6_K): piece l of a pair's dot is one scale group, so the
 // pieces of the four rows are scaled as they come (lanes 4l + r), not gathered into blocks.
-template <class P, int kN>
+template <class P, int kN, PullTo kTo>
 void quad_tile_sub(const P& pair, const std::byte* row, size_t stride, int64_t nb,
                    const GemvActs& a, int t0, float* y, int64_t ldy) {
   alignas(64) static constexpr std::array<std::array<int32_t, 16>, 8> kBlockOf = [] {
@@ -190,7 +191,7 @@ void quad_tile_sub(const P& pair, const std::byte* row, size_t stride, int64_t n
   for (int t = 0; t < kN; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < nb; j += 16) {
     const std::byte* base = row + j / 16 * P::kStep;
-    for (int r = 4; r < 8; ++r) pull_step<P>(base + r * stride);  // the next four rows
+    for (int r = 4; r < 8; ++r) pull_step<P, kTo>(base + r * stride);  // the next four rows
     __m512 ws[2][4];  // [super-block][pair of it]: lane 4l + r, row r's scale of piece l
     {
       typename P::Scales sc[4];
@@ -232,13 +233,13 @@ void quad_tile_sub(const P& pair, const std::byte* row, size_t stride, int64_t n
 // Q6_K at 46.6–55.7 against 38.4–44.3: one token's row tile is bound by its conversions and
 // scalings, which four rows share. Q4_K read slower that way (32.8–34.2 against 35.4–36.2), and
 // two tokens slower for both (Q4_0 24.7–28.3 against 30.9–31.3).
-template <class P, bool kQuads, bool kQuadOne = false>
+template <class P, bool kQuads, bool kQuadOne, PullTo kTo>
 void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, int64_t ldy) {
   using Tile = void (*)(const P&, const std::byte*, int64_t, const GemvActs&, int, float*, int64_t);
   using Quad =
       void (*)(const P&, const std::byte*, size_t, int64_t, const GemvActs&, int, float*, int64_t);
-  static constexpr std::array<Tile, 4> kTiles = {row_tile<P, 1>, row_tile<P, 2>, row_tile<P, 3>,
-                                                 row_tile<P, 4>};
+  static constexpr std::array<Tile, 4> kTiles = {row_tile<P, 1, kTo>, row_tile<P, 2, kTo>,
+                                                 row_tile<P, 3, kTo>, row_tile<P, 4, kTo>};
   const P pair;
   const int64_t nb = w.cols / 32;
   const auto rows = [&](int64_t from, int64_t to) {  // up to 4 tokens per pass; the row stays in L1
@@ -256,11 +257,11 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
       // Passes as even as possible (5 = 2 + 3, 6 = 3 + 3, 7 = 3 + 4): 2 to 4 tokens each.
       static constexpr std::array<Quad, 4> kQuad = [] {
         if constexpr (P::kSubScales)
-          return std::array<Quad, 4>{quad_tile_sub<P, 1>, quad_tile_sub<P, 2>, quad_tile_sub<P, 3>,
-                                     quad_tile_sub<P, 4>};
+          return std::array<Quad, 4>{quad_tile_sub<P, 1, kTo>, quad_tile_sub<P, 2, kTo>,
+                                     quad_tile_sub<P, 3, kTo>, quad_tile_sub<P, 4, kTo>};
         else
-          return std::array<Quad, 4>{quad_tile<P, 1>, quad_tile<P, 2>, quad_tile<P, 3>,
-                                     quad_tile<P, 4>};
+          return std::array<Quad, 4>{quad_tile<P, 1, kTo>, quad_tile<P, 2, kTo>,
+                                     quad_tile<P, 3, kTo>, quad_tile<P, 4, kTo>};
       }();
       const int passes = (a.n + 3) / 4;
       for (int64_t r = q0; r < q1; r += 4)
@@ -275,18 +276,28 @@ void gemv(const Matrix& w, int64_t r0, int64_t r1, const GemvActs& a, float* y, 
   rows(r0, r1);
 }
 
-}  // namespace
-
-const GemvKernels& gemv_kernels_avx512() {
+template <PullTo kTo>
+const GemvKernels& kernels_pulling_to() {
   static const GemvKernels k{"avx512",
-                             gemv<Q4_0Pair, true, true>,
-                             gemv<Q8_0Pair, false>,
-                             gemv<Q4_KPair, true>,
-                             gemv<Q6_KPair, true, true>,
+                             gemv<Q4_0Pair, true, true, kTo>,
+                             gemv<Q8_0Pair, false, false, kTo>,
+                             gemv<Q4_KPair, true, false, kTo>,
+                             gemv<Q6_KPair, true, true, kTo>,
                              {1, kGemvMaxTokens},
                              {1, 4},
                              {1, kGemvMaxTokens},
                              {1, kGemvMaxTokens}};
+  return k;
+}
+
+}  // namespace
+
+const GemvKernels& gemv_kernels_avx512(PullTo to) {
+  return to == PullTo::L1 ? kernels_pulling_to<PullTo::L1>() : kernels_pulling_to<PullTo::L2>();
+}
+
+const GemvKernels& gemv_kernels_avx512() {
+  static const GemvKernels& k = gemv_kernels_avx512(cpu_is_amd() ? PullTo::L1 : PullTo::L2);
   return k;
 }
 

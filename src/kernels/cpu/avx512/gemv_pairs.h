@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/gemv.h"
 #include "quant/blocks.h"
 
 namespace smoe::cpu {
@@ -188,15 +189,18 @@ struct Q6_KPair {
   }
 };
 
-// One 16-block step of a row towards L2, at the same columns of a row still to come while this
-// one multiplies: a second stream from memory per core beside the one being read. Into L2, not
-// L1: the core's few L1 miss buffers stay with the loads that wait on them. Measured from memory
-// (14336 × 4096 × 24 rows, 2 threads, Xeon): Q4_0 one token 23.3–25.2 GB/s against 21.6–22.2
-// into L1, two tokens 21.1–22.7 against 19.7–19.9, Q8_0 one token 27–27.7 against 21.7–22.2.
-template <class P>
+// One 16-block step of a row towards L2 (or L1: gemv.h's PullTo), at the same columns of a row
+// still to come while this one multiplies: a second stream from memory per core beside the one
+// being read.
+template <class P, PullTo kTo = PullTo::L2>
 inline void pull_step(const std::byte* p) {
-  for (int o = 0; o < P::kStep; o += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T1);
+  for (int o = 0; o < P::kStep; o += 64) {
+    const char* line = reinterpret_cast<const char*>(p + o);
+    if constexpr (kTo == PullTo::L1)
+      _mm_prefetch(line, _MM_HINT_T0);
+    else
+      _mm_prefetch(line, _MM_HINT_T1);
+  }
 }
 
 }  // namespace
