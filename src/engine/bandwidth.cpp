@@ -18,17 +18,24 @@ double measure_read_bandwidth(int threads, size_t bytes) {
   });
   double best = 0;
   std::vector<uint64_t> sinks(static_cast<size_t>(threads) * 8);
+  // Passes alternate between prefetching 4 KiB ahead into L2 and into L1, as the decode kernels
+  // pull their next weight rows (kernels/cpu/gemv.h's PullTo), and the best pass counts: without
+  // a prefetch one stream per core leaves bandwidth the kernels do use, and where a CPU reads
+  // faster one way (L2 on the Xeon: 30.8–31.4 GB/s against 25.6–26.1 into L1, 2 threads; L1 on
+  // the AMD EPYC) the other would let decode pass "100%".
   for (int pass = 0; pass < 8; ++pass) {
+    const bool l1 = pass % 2 == 1;
     const auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for(static_cast<int64_t>(n), [&](int t, int64_t b, int64_t e) {
       uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
       int64_t i = b;
       for (; i + 4 <= e; i += 4) {
-        // 4 KiB ahead into L2, as the decode kernels pull their next weight row: without it one
-        // stream per core leaves bandwidth the kernels do use, and decode would pass "100%";
-        // into L1 it measured 25.6–26.1 GB/s against 30.8–31.4 here (Xeon, 2 threads), the
-        // loads then waiting on the prefetches for the core's few L1 miss buffers.
-        if (i % 8 == 0) __builtin_prefetch(&buf[i] + 512, 0, 2);
+        if (i % 8 == 0) {
+          if (l1)
+            __builtin_prefetch(&buf[i] + 512, 0, 3);
+          else
+            __builtin_prefetch(&buf[i] + 512, 0, 2);
+        }
         a0 ^= buf[i];
         a1 ^= buf[i + 1];
         a2 ^= buf[i + 2];
