@@ -21,6 +21,14 @@ def shared(name):
     return p
 
 
+def tiny_model(out, *args, quiet=False):
+    """Writes a random model with scripts/make_tiny_model.py (its options in args) into the folder
+    `out` (model.gguf, hf/, mistral/); returns the GGUF file's path."""
+    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--out", out,
+                    *map(str, args)], check=True, capture_output=quiet)
+    return os.path.join(out, "model.gguf")
+
+
 def smoe(*args, stdin=None, check=True, timeout=300):
     if not SMOE:
         skip("SMOE_BIN is not set (run through ctest)")

@@ -5,20 +5,16 @@ share lies within the range it prints and agrees with the table's tokens/s, the 
 token and the bandwidth it states. Pre-fill has no roofline line."""
 import os
 import re
-import subprocess
-import sys
 import tempfile
 
-from smoe_test import SOURCE, Checks, smoe
+from smoe_test import Checks, smoe, tiny_model
 
 c = Checks()
 
 with tempfile.TemporaryDirectory() as tmp:
     d = os.path.join(tmp, "mixtral")
-    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--kind", "mixtral",
-                    "--out", d, "--dim", "256", "--hidden", "512", "--n-heads", "4", "--n-kv-heads", "2",
-                    "--layers", "2", "--vocab", "256", "--seed", "5"], check=True)
-    model = os.path.join(d, "model.gguf")
+    model = tiny_model(d, "--kind", "mixtral", "--dim", "256", "--hidden", "512", "--n-heads", "4",
+                       "--n-kv-heads", "2", "--layers", "2", "--vocab", "256", "--seed", "5")
 
     alone = smoe("bench", "--bandwidth", "-t", "1").stdout
     m = re.search(r"read bandwidth: ([0-9.]+) GB/s \(1 threads\)", alone)

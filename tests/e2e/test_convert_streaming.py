@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from smoe_test import SMOE, SOURCE, Checks, skip
+from smoe_test import SMOE, Checks, skip, tiny_model
 
 try:
     import numpy as np
@@ -88,8 +88,7 @@ with tempfile.TemporaryDirectory() as tmp:
                                  "--hidden", "64", "--vocab", "64", "--layers", "1"]),
                        ("mixtral", ["--kind", "mixtral", "--shards", "2"])):
         d = os.path.join(tmp, name)
-        subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--out", d,
-                        *args], check=True)
+        tiny_model(d, *args)
         for folder in ("hf", "mistral"):
             out = os.path.join(tmp, f"{name}-{folder}.gguf")
             run_measured("convert", os.path.join(d, folder), out, "-q")

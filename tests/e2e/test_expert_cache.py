@@ -15,11 +15,9 @@ ids do, and an empty text is a usage error."""
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 
-from smoe_test import SOURCE, Checks, logits, skip, smoe
+from smoe_test import SOURCE, Checks, logits, skip, smoe, tiny_model
 
 try:
     import numpy as np
@@ -36,9 +34,8 @@ def bench(model, *extra):
 
 with tempfile.TemporaryDirectory() as tmp:
     d = os.path.join(tmp, "mixtral")
-    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--kind", "mixtral",
-                    "--out", d, "--dim", "512", "--hidden", "1024", "--n-heads", "8", "--n-kv-heads", "4",
-                    "--layers", "4", "--vocab", "256", "--seed", "5"], check=True)
+    tiny_model(d, "--kind", "mixtral", "--dim", "512", "--hidden", "1024", "--n-heads", "8",
+               "--n-kv-heads", "4", "--layers", "4", "--vocab", "256", "--seed", "5")
     q4 = os.path.join(tmp, "mixtral-q4_0.gguf")
     smoe("quantize", "-q", "--type", "Q4_0", os.path.join(d, "model.gguf"), q4)
     ids = [int(x) for x in np.random.default_rng(2).integers(1, 256, 20)]
@@ -86,9 +83,7 @@ with tempfile.TemporaryDirectory() as tmp:
                 c.check(j["hit_rate"] < 0.5, f"one slot and a hit rate of {j['hit_rate']}")
     # A dense model's FFN is its layer's one "expert": one slot serves the layers in turn.
     dense = os.path.join(tmp, "mistral")
-    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--kind", "mistral",
-                    "--out", dense, "--layers", "3", "--seed", "7"], check=True)
-    dense = os.path.join(dense, "model.gguf")
+    dense = tiny_model(dense, "--kind", "mistral", "--layers", "3", "--seed", "7")
     r = smoe("logits", "-m", dense, "--ids", "1 2", "--out", os.path.join(tmp, "x.npy"), "--mem-budget", "1K",
              check=False)
     m = re.search(r"must be at least [^(]*\((\d+) bytes\)", r.stderr)

@@ -10,12 +10,10 @@ layout; and `bench --json` reports how many bytes were repacked (none where the 
 layout best, or with --no-repack)."""
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import smoe_test
-from smoe_test import SOURCE, Checks, skip, smoe
+from smoe_test import Checks, skip, smoe, tiny_model
 
 try:
     import numpy as np
@@ -41,9 +39,8 @@ def avx2_only():
 
 def model(tmp, kind):
     d = os.path.join(tmp, kind)
-    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--kind", kind,
-                    "--out", d, "--dim", "512", "--hidden", "1024", "--n-heads", "8", "--n-kv-heads", "4",
-                    "--layers", "2", "--vocab", "256", "--seed", "3"], check=True)
+    tiny_model(d, "--kind", kind, "--dim", "512", "--hidden", "1024", "--n-heads", "8", "--n-kv-heads", "4",
+               "--layers", "2", "--vocab", "256", "--seed", "3")
     q4 = os.path.join(tmp, kind + "-q4_0.gguf")
     smoe("quantize", "-q", "--type", "Q4_0", os.path.join(d, "model.gguf"), q4)
     return q4

@@ -9,13 +9,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 from serve_util import Server
-from smoe_test import SMOE, SOURCE, Checks, skip
+from smoe_test import SMOE, SOURCE, Checks, skip, tiny_model
 
 c = Checks()
 if not SMOE:
@@ -52,9 +51,8 @@ def sse(host, port, body, out):
 def health_while_loading():
     """A model big enough to take a moment to read (--no-mmap): /health polled from the start."""
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"),
-                        "--kind", "mixtral", "--out", d, "--dim", "512", "--hidden", "2048",
-                        "--layers", "4", "--vocab", "300"], check=True, capture_output=True)
+        tiny_model(d, "--kind", "mixtral", "--dim", "512", "--hidden", "2048", "--layers", "4",
+                   "--vocab", "300", quiet=True)
         p = subprocess.Popen([SMOE, "serve", "--port", "0", "-m", os.path.join(d, "model.gguf"),
                               "--tokenizer", demo_tok, "--no-mmap"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -5,12 +5,11 @@ float64 reference on the stored weights), with every pre-fill chunking, after th
 has wrapped several times, for head_dim 128, MQA, other top-k and a full context. The reference
 checks itself in test_reference_selftest.py."""
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from smoe_test import SOURCE, Checks, skip, smoe  # noqa: E402
+from smoe_test import Checks, skip, smoe, tiny_model  # noqa: E402
 
 try:
     import numpy as np
@@ -22,8 +21,7 @@ c = Checks()
 
 
 def make(d, *args):
-    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--out", d, *args],
-                   check=True)
+    tiny_model(d, *args)
     return rf.load(d)
 
 

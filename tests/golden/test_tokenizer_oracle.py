@@ -6,12 +6,11 @@ and by smoe's own writer) must encode exactly as the .model file does."""
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from smoe_test import SHARED, SOURCE, Checks, skip, smoe  # noqa: E402
+from smoe_test import SHARED, Checks, skip, smoe, tiny_model  # noqa: E402
 import make_tokenizer_corpus  # noqa: E402
 import smoe_formats  # noqa: E402
 
@@ -108,8 +107,7 @@ def hf_tokenizer_json(sp, path):
 def smoe_written_gguf(model, vocab, d):
     """A one-layer model converted by smoe with the tokenizer embedded (smoe's GGUF writer)."""
     tiny = os.path.join(d, "tiny")
-    subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "make_tiny_model.py"), "--kind", "mistral",
-                    "--out", tiny, "--vocab", str(vocab), "--layers", "1"], check=True, capture_output=True)
+    tiny_model(tiny, "--kind", "mistral", "--vocab", vocab, "--layers", "1", quiet=True)
     out = os.path.join(d, "converted.gguf")
     smoe("convert", os.path.join(tiny, "hf"), out, "--tokenizer", model, "-q")
     return out
